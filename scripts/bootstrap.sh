@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything hlplay's lab, tests and benchmarks need on a fresh
+# Debian machine: system packages (Nix, OpenSSH server, git) and a virtualenv
+# with hlplay and its dev extra. Safe to run again; it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${HLPLAY_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+need_pkgs=()
+command -v nix-build >/dev/null 2>&1 || need_pkgs+=(nix-bin)
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "bootstrap: installing ${need_pkgs[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "bootstrap: please install: ${need_pkgs[*]}" >&2
+  fi
+fi
+[ -d /run/sshd ] || { mkdir -p /run/sshd 2>/dev/null || true; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.hlplay-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

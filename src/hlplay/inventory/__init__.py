@@ -1,0 +1,1 @@
+"""Inventory: hosts, tiers, roles and groups, and what a selection compiles to."""

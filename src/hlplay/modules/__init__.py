@@ -1,0 +1,1 @@
+"""Task modules: one file each; :mod:`hlplay.modules.registry` finds them."""

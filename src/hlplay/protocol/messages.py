@@ -1,0 +1,194 @@
+"""Deploy request and response messages, compatible with homelab-deploy.
+
+Request:  ``{"action": "switch|boot|test|dry-activate", "revision": "...", "reply_to": "..."}``
+Response: ``{"hostname", "status": "accepted|rejected|started|completed|failed",
+"error": "<code>|null", "message"}``
+
+Those fields and values are exactly homelab-deploy's, so either side
+interoperates with the other. hlplay adds optional fields (``id``, ``progress``,
+``duration``, ``generation``, ``revision``, ``diff``…) and actions (``build``,
+``diff``, ``rollback``, ``confirm``); a peer that does not know them ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+#: Actions of homelab-deploy, which every listener understands.
+BASE_ACTIONS = ("switch", "boot", "test", "dry-activate")
+#: Actions hlplay's listener adds.
+EXTRA_ACTIONS = ("build", "diff", "rollback", "confirm", "noop")
+ACTIONS = BASE_ACTIONS + EXTRA_ACTIONS
+
+#: Statuses that end a request for one host.
+FINAL_STATUSES = frozenset({"rejected", "completed", "failed"})
+STATUSES = ("accepted", "rejected", "started", "progress", "completed", "failed")
+
+REVISION_RE = re.compile(r"^[A-Za-z0-9._/+@-]+$")
+REVISION_MAX = 200
+# A NATS subject token: no whitespace, dots or wildcards.
+SUBJECT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+REPLY_SUBJECT_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class ErrorCode(str, Enum):
+    """Error codes carried in a response's ``error`` field (see docs/protocol.md)."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_REQUEST = "invalid_request"
+    INVALID_ACTION = "invalid_action"
+    INVALID_REVISION = "invalid_revision"
+    INVALID_REPLY_TO = "invalid_reply_to"
+    ALREADY_RUNNING = "already_running"
+    SHUTTING_DOWN = "shutting_down"
+    BUILD_FAILED = "build_failed"
+    ACTIVATION_FAILED = "activation_failed"
+    HEALTH_FAILED = "health_failed"
+    CONFIRM_TIMEOUT = "confirm_timeout"
+    ROLLED_BACK = "rolled_back"
+    TIMEOUT = "timeout"
+    EXEC_FAILED = "exec_failed"
+    NO_PREVIOUS_GENERATION = "no_previous_generation"
+    INTERNAL = "internal"
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol; carries the error code to reply with."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def validate_revision(revision: object) -> str:
+    """Return the revision if it is a safe branch, tag or commit name, else raise."""
+    if not isinstance(revision, str) or not revision:
+        raise ProtocolError(ErrorCode.INVALID_REVISION, "revision must be a non-empty string")
+    if len(revision) > REVISION_MAX:
+        raise ProtocolError(
+            ErrorCode.INVALID_REVISION, f"revision longer than {REVISION_MAX} characters"
+        )
+    if revision.startswith("-"):
+        raise ProtocolError(ErrorCode.INVALID_REVISION, "revision must not start with '-'")
+    if not REVISION_RE.match(revision) or ".." in revision:
+        raise ProtocolError(
+            ErrorCode.INVALID_REVISION,
+            "revision may contain only letters, digits and . _ / + @ - (no '..')",
+        )
+    return revision
+
+
+def is_subject_token(name: str) -> bool:
+    return bool(SUBJECT_TOKEN_RE.match(name))
+
+
+@dataclass
+class DeployRequest:
+    action: str
+    revision: str
+    reply_to: str = ""
+    id: str | None = None
+    # hlplay extensions
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "action": self.action,
+            "revision": self.revision,
+            "reply_to": self.reply_to,
+        }
+        if self.id is not None:
+            doc["id"] = self.id
+        if self.options:
+            doc["options"] = self.options
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> DeployRequest:
+        """Parse and strictly validate a request; raise :class:`ProtocolError`."""
+        if isinstance(data, bytes) and len(data) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "request too large")
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise ProtocolError(ErrorCode.INVALID_JSON, "request is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "request must be a JSON object")
+        action = doc.get("action")
+        if not isinstance(action, str) or action not in ACTIONS:
+            raise ProtocolError(
+                ErrorCode.INVALID_ACTION,
+                f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}",
+            )
+        revision = validate_revision(doc.get("revision"))
+        reply_to = doc.get("reply_to", "")
+        if reply_to is None:
+            reply_to = ""
+        if not isinstance(reply_to, str) or (reply_to and not REPLY_SUBJECT_RE.match(reply_to)):
+            raise ProtocolError(ErrorCode.INVALID_REPLY_TO, "reply_to is not a valid subject")
+        req_id = doc.get("id")
+        if req_id is not None and (not isinstance(req_id, str) or len(req_id) > 100):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "id must be a short string")
+        options = doc.get("options", {})
+        if not isinstance(options, dict):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "options must be an object")
+        return cls(action=action, revision=revision, reply_to=reply_to, id=req_id, options=options)
+
+
+@dataclass
+class DeployResponse:
+    hostname: str
+    status: str
+    error: str | None = None
+    message: str = ""
+    id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # progress, duration, generation…
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "hostname": self.hostname,
+            "status": self.status,
+            "error": self.error,
+            "message": self.message,
+        }
+        if self.id is not None:
+            doc["id"] = self.id
+        for key, value in self.extra.items():
+            doc.setdefault(key, value)
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> DeployResponse:
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise ProtocolError(ErrorCode.INVALID_JSON, "response is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "response must be a JSON object")
+        hostname, status = doc.get("hostname"), doc.get("status")
+        if not isinstance(hostname, str) or not isinstance(status, str):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "response lacks hostname or status")
+        error = doc.get("error")
+        extra = {
+            k: v for k, v in doc.items() if k not in ("hostname", "status", "error", "message", "id")
+        }
+        return cls(
+            hostname=hostname,
+            status=status,
+            error=error if isinstance(error, str) else None,
+            message=str(doc.get("message") or ""),
+            id=doc.get("id") if isinstance(doc.get("id"), str) else None,
+            extra=extra,
+        )
