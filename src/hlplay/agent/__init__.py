@@ -1,0 +1,1 @@
+"""The listener agent that runs on each host."""

@@ -1,0 +1,89 @@
+"""Executors: what the listener (or the SSH transport) does for a deploy request.
+
+An executor performs one request on one host through a *command runner*, so
+the same executor serves the listener (commands run locally on the host) and
+the SSH transport (commands run over SSH from the controller). Executors are
+chosen by name (``hlplay listen --executor NAME``) from :data:`EXECUTORS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlplay.protocol.messages import DeployRequest, ErrorCode
+from hlplay.transports.base import CommandResult
+
+#: Runs an argument vector on the host: (argv, timeout) -> result.
+CommandRunner = Callable[[Sequence[str], float | None], Awaitable[CommandResult]]
+#: Reports one progress line (the listener rate-limits what it publishes).
+Progress = Callable[[str], Awaitable[None]]
+#: Waits up to the given seconds for the controller's confirmation; True if confirmed.
+WaitConfirm = Callable[[float], Awaitable[bool]]
+
+
+async def _never_confirmed(timeout: float) -> bool:
+    return False
+
+
+async def _no_progress(line: str) -> None:
+    return None
+
+
+@dataclass
+class ExecContext:
+    """What an executor knows about the host it acts on."""
+
+    hostname: str
+    tier: str
+    roles: tuple[str, ...]
+    runner: CommandRunner
+    flake: str = "."  # flake URL of the configuration, without ?ref and #attr
+    profile: str = "/nix/var/nix/profiles/system"
+    toplevel_attr: str = "nixosConfigurations.{host}.config.system.build.toplevel"
+    progress: Progress = _no_progress
+    wait_confirm: WaitConfirm = _never_confirmed
+    state_dir: str | None = None  # where the executor may keep state (revision file…)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExecResult:
+    ok: bool
+    error: ErrorCode | None = None
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # generation, revision, diff…
+
+
+class Executor(ABC):
+    name: str = "abstract"
+
+    @abstractmethod
+    async def execute(self, request: DeployRequest, ctx: ExecContext) -> ExecResult:
+        """Perform ``request``; never raise for an ordinary failure, return it."""
+
+    async def current(self, ctx: ExecContext) -> dict[str, Any]:
+        """Facts about the deployed system: generation, revision, store path."""
+        return {}
+
+
+#: name -> "module:Class", imported on use.
+EXECUTORS: dict[str, str] = {
+    "nixos-rebuild": "hlplay.agent.nixos_rebuild:NixosRebuildExecutor",
+    "nix": "hlplay.nix.executor:NixExecutor",
+    "noop": "hlplay.agent.noop:NoopExecutor",
+}
+
+
+def load_executor(name: str) -> Executor:
+    spec = EXECUTORS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
+    module_name, cls_name = spec.split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    executor = cls()
+    assert isinstance(executor, Executor)
+    return executor
