@@ -9,7 +9,7 @@ each item's location). Duplicate keys are an error, not a silent overwrite.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -61,10 +61,18 @@ def _mark_loc(filename: str, node: Node) -> Location:
     return Location(filename, mark.line + 1, mark.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
+# The C parser (libyaml) is several times faster and still gives node marks;
+# the pure-Python one is the fallback where PyYAML was built without libyaml.
+if TYPE_CHECKING:
+    from yaml import SafeLoader as _BaseLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
     filename = "<string>"
 
-    def construct_yaml_map(self, node: MappingNode) -> Any:  # type: ignore[override]
+    def construct_yaml_map(self, node: MappingNode) -> Any:
         data = YMap()
         data.loc = _mark_loc(self.filename, node)
         yield data
@@ -86,7 +94,7 @@ class _Loader(yaml.SafeLoader):
             data[skey] = self.construct_object(value_node, deep=True)
             data.key_locs[skey] = _mark_loc(self.filename, key_node)
 
-    def construct_yaml_seq(self, node: SequenceNode) -> Any:  # type: ignore[override]
+    def construct_yaml_seq(self, node: SequenceNode) -> Any:
         data = YList()
         data.loc = _mark_loc(self.filename, node)
         yield data
