@@ -1,0 +1,87 @@
+"""The lab's configuration flake: copied from the shipped template into a git repo.
+
+``hlplay lab up`` makes two commits: the fleet *as provisioned* (deployed to
+every lab host at start-up) and one pending change on top (nginx-lite bumped),
+so the first ``deploy-all`` has a real closure diff to show.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+from hlplay.errors import HlplayError
+from hlplay.gitrepo import GIT_ENV
+
+PACKAGES_FILE = "pkgs/default.nix"
+PENDING_CHANGE = ("nginx-lite", "1.25.3")
+VERSION_RE = r'({pname} = lib\.mkPackage \{{ pname = "{pname}"; version = ")([^"]+)(")'
+
+
+def template_dir() -> Path:
+    return Path(str(resources.files("hlplay") / "data" / "lab" / "config"))
+
+
+def _git(repo: Path, *args: str) -> str:
+    import os
+
+    env = dict(os.environ)
+    env.update(GIT_ENV)
+    res = subprocess.run(  # noqa: S603 - argv list
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=False
+    )
+    if res.returncode != 0:
+        raise HlplayError(f"git {' '.join(args)} failed: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def current_system() -> str:
+    res = subprocess.run(  # noqa: S603
+        ["nix-instantiate", "--eval", "--expr", "builtins.currentSystem"],
+        capture_output=True, text=True, check=False,
+    )
+    out = res.stdout.strip().strip('"')
+    return out or "x86_64-linux"
+
+
+def set_version(repo: Path, pname: str, version: str) -> str:
+    """Change a toy package's version in pkgs/default.nix; return the old version."""
+    path = repo / PACKAGES_FILE
+    text = path.read_text()
+    pattern = re.compile(VERSION_RE.format(pname=re.escape(pname)))
+    match = pattern.search(text)
+    if match is None:
+        names = re.findall(r'pname = "([^"]+)"', text)
+        raise HlplayError(
+            f"{path}: no package '{pname}' with a version here (packages: {', '.join(names)})"
+        )
+    path.write_text(pattern.sub(lambda m: m.group(1) + version + m.group(3), text, count=1))
+    return match.group(2)
+
+
+def bump(repo: Path, pname: str, version: str) -> str:
+    """Bump a package and commit; return the new commit id."""
+    old = set_version(repo, pname, version)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", f"{pname}: {old} -> {version}")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def create(repo: Path, *, pending_change: bool = True) -> tuple[str, str]:
+    """Create the config repo; return (provisioned commit, head commit)."""
+    if (repo / ".git").exists():
+        provisioned = _git(repo, "rev-list", "--max-parents=0", "HEAD").splitlines()[0]
+        return provisioned, _git(repo, "rev-parse", "HEAD")
+    shutil.copytree(template_dir(), repo, dirs_exist_ok=True)
+    (repo / "system.nix").write_text(f'"{current_system()}"\n')
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "lab: the fleet as provisioned")
+    provisioned = _git(repo, "rev-parse", "HEAD")
+    head = provisioned
+    if pending_change:
+        head = bump(repo, *PENDING_CHANGE)
+    return provisioned, head
