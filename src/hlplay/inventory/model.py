@@ -58,12 +58,24 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class HostDefaults:
+    """Defaults for hosts that do not say otherwise (``hlplay: defaults:``)."""
+
+    tier: str = "default"
+    # None: ``nats`` for hosts of the native layout, ``ssh`` for Ansible's layout
+    transport: TransportName | None = None
+    # the lowest layer of every host's SSH settings; vars and ``ssh:`` blocks override
+    ssh: SshSettings = field(default_factory=lambda: SshSettings())
+
+
+@dataclass(frozen=True)
 class Settings:
     """Inventory-wide settings (the ``hlplay:`` section of an inventory)."""
 
     nats: NatsSettings = field(default_factory=NatsSettings)
     nix: NixSettings = field(default_factory=NixSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    defaults: HostDefaults = field(default_factory=HostDefaults)
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,10 @@ class Inventory:
     # variables from group_vars/ and host_vars/ files, by group or host name
     group_vars_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     host_vars_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # every group's hosts, descendants' included, in inventory order (filled by the loader)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    # indexes derived from the above, built on first use (selection, target compilation)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def host(self, name: str) -> Host:
         return self.hosts[name]
@@ -137,6 +153,8 @@ class Inventory:
 
     def groups_map(self) -> dict[str, list[str]]:
         """Ansible's ``groups`` magic variable: every group to its hosts."""
+        if self.members:
+            return {name: list(hosts) for name, hosts in self.members.items()}
         out: dict[str, list[str]] = {name: [] for name in self.groups}
         for host in self.hosts:
             for g in self.group_chain.get(host, []):
