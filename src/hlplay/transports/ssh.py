@@ -1,0 +1,668 @@
+"""The SSH transport: hosts without a listener, reached with asyncssh.
+
+One connection per host, opened on first use and reused for every task; a
+semaphore bounds the channels open at once on it (sshd refuses sessions past
+``MaxSessions``, 10 by default). Host keys are checked against known_hosts
+unless the inventory explicitly says otherwise. Commands are argument vectors,
+quoted with :func:`shlex.join` into the single command line SSH carries, so an
+argument can never become shell syntax on the remote side.
+
+Deploy actions run the same executor the listener would, controller-side,
+with a command runner that runs over this connection: a host without a
+listener deploys exactly as one with a listener does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+import shlex
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hlplay.inventory.model import Host, Inventory
+from hlplay.transports.base import (
+    CommandResult,
+    DeployOutcome,
+    ProgressCallback,
+    Transport,
+    Unreachable,
+)
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from hlplay.agent.executor import ExecContext, Executor
+
+log = logging.getLogger("hlplay.transports.ssh")
+
+DEFAULT_MAX_CHANNELS = 8
+KEEPALIVE_INTERVAL = 15.0
+KEEPALIVE_COUNT_MAX = 3
+DEFAULT_EXECUTOR = "nixos-rebuild"
+# How long past a command's timeout the controller waits for the host's own
+# timeout(1) to report, before it gives up on the channel.
+TIMEOUT_GRACE = 5.0
+# What a timeout(1) that fired looks like: it kills its whole process group,
+# itself included (-9), or reports 124 / 128+9 where it survives.
+REMOTE_TIMEOUT_RCS = frozenset({-9, 124, 128 + 9})
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class _HostConn:
+    """The connection state of one host: its lock, channel bound and connection."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    channels: asyncio.Semaphore | None = None
+    conn: asyncssh.SSHClientConnection | None = None
+
+
+class SshTransport(Transport):
+    """Runs commands and deploy actions on hosts over SSH."""
+
+    name = "ssh"
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._hosts: dict[str, _HostConn] = {}
+        self._warned_unchecked: set[str] = set()
+        self._vars: dict[str, dict[str, Any]] = {}
+        #: how many SSH connections were opened (each host once, unless one dropped)
+        self.connects = 0
+
+    # -- variables -----------------------------------------------------------
+
+    def host_vars(self, host: Host) -> dict[str, Any]:
+        """The host's variables with its groups' (``hlplay_*`` settings live there too)."""
+        cached = self._vars.get(host.name)
+        if cached is None:
+            cached = _merged_vars(self.inventory, host)
+            self._vars[host.name] = cached
+        return cached
+
+    # -- connections ---------------------------------------------------------
+
+    def _state(self, host: Host) -> _HostConn:
+        state = self._hosts.get(host.name)
+        if state is None:
+            state = _HostConn(channels=asyncio.Semaphore(_max_channels(self.host_vars(host))))
+            self._hosts[host.name] = state
+        return state
+
+    async def _connection(self, host: Host) -> asyncssh.SSHClientConnection:
+        state = self._state(host)
+        conn = state.conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        # The lock makes concurrent first uses of a host share one connect.
+        async with state.lock:
+            if state.conn is not None and not state.conn.is_closed():
+                return state.conn
+            state.conn = None
+            state.conn = await self._connect(host)
+            return state.conn
+
+    def _forget(self, host: Host, conn: asyncssh.SSHClientConnection | None) -> None:
+        """Drop a connection that broke, so that the next task reconnects."""
+        state = self._hosts.get(host.name)
+        if state is not None and (conn is None or state.conn is conn):
+            state.conn = None
+        if conn is not None:
+            conn.abort()
+
+    async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
+        ssh = host.ssh
+        user = ssh.user or getpass.getuser()
+        where = f"{host.name} ({user}@{host.reach}:{ssh.port})"
+        options: dict[str, Any] = {
+            "port": ssh.port,
+            "username": user,
+            "connect_timeout": ssh.connect_timeout,
+            "keepalive_interval": KEEPALIVE_INTERVAL,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+        }
+        known_hosts_path: str | None = None
+        if ssh.host_key_checking:
+            known_hosts_path = os.path.expanduser(ssh.known_hosts or "~/.ssh/known_hosts")
+            if not os.path.isfile(known_hosts_path):
+                raise Unreachable(
+                    f"cannot check the host key of {host.name}: no known_hosts file at "
+                    f"{known_hosts_path} (set ssh.known_hosts, or host_key_checking: false)"
+                )
+            options["known_hosts"] = known_hosts_path
+        else:
+            options["known_hosts"] = None
+            if host.name not in self._warned_unchecked:
+                self._warned_unchecked.add(host.name)
+                log.warning(
+                    "host key checking is off for %s: the inventory says "
+                    "host_key_checking: false, so a man in the middle would go unnoticed",
+                    host.name,
+                )
+        if ssh.key:
+            key_path = os.path.expanduser(ssh.key)
+            try:
+                options["client_keys"] = [asyncssh.read_private_key(key_path)]
+            except (OSError, asyncssh.KeyImportError) as exc:
+                raise Unreachable(
+                    f"cannot read the SSH key {key_path} for {host.name}: {exc}"
+                ) from None
+        try:
+            conn = await asyncssh.connect(host.reach, **options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            assert known_hosts_path is not None
+            raise Unreachable(_host_key_message(host, known_hosts_path, exc.reason)) from None
+        except asyncssh.PermissionDenied as exc:
+            raise Unreachable(
+                f"authentication failed for {where}: {exc.reason or 'permission denied'}"
+            ) from None
+        except asyncssh.DisconnectError as exc:
+            raise Unreachable(f"cannot connect to {where}: {exc.reason}") from None
+        except TimeoutError:
+            raise Unreachable(
+                f"cannot connect to {where}: timed out after {ssh.connect_timeout:g}s"
+            ) from None
+        except OSError as exc:
+            raise Unreachable(f"cannot connect to {where}: {_os_reason(exc, host)}") from None
+        except (asyncssh.Error, ValueError) as exc:
+            raise Unreachable(f"cannot connect to {where}: {exc}") from None
+        self.connects += 1
+        return conn
+
+    # -- commands ------------------------------------------------------------
+
+    def command_line(
+        self,
+        host: Host,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        become: bool = False,
+        timeout: float | None = None,
+    ) -> str:
+        """The remote command line for ``argv``: quoted, with sudo, timeout and env as asked."""
+        words = [str(a) for a in argv]
+        if env:
+            bad = [k for k in env if not ENV_NAME_RE.match(k)]
+            if bad:
+                raise ValueError(f"invalid environment variable name {bad[0]!r}")
+            # env(1) rather than SSH env requests: sshd drops those unless
+            # AcceptEnv lists them, and after sudo so that sudo keeps them.
+            words = ["env", "--", *(f"{k}={v}" for k, v in env.items()), *words]
+        if timeout is not None:
+            # The host enforces the time limit itself: OpenSSH ignores signal
+            # requests for root sessions, and closing the channel leaves a
+            # command that does not write running. timeout(1) kills the
+            # command's whole process group.
+            words = ["timeout", "-s", "KILL", _seconds(timeout), *words]
+        if become or host.ssh.become:
+            user = host.ssh.user or getpass.getuser()
+            target = host.ssh.become_user
+            if user != target:
+                words = ["sudo", "-n", "-u", target, "--", *words]
+        return shlex.join(words)
+
+    async def run(
+        self,
+        host: Host,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        become: bool = False,
+    ) -> CommandResult:
+        args = [str(a) for a in argv]
+        if not args:
+            return CommandResult(argv=args, rc=127, stderr="empty command")
+        try:
+            command = self.command_line(host, args, env=env, become=become, timeout=timeout)
+        except ValueError as exc:
+            return CommandResult(argv=args, rc=2, stderr=str(exc))
+        state = self._state(host)
+        assert state.channels is not None
+        # A stale cached connection (dropped while idle) fails before the
+        # command starts; that one is safe to retry once on a new connection.
+        for attempt in (1, 2):
+            conn = await self._connection(host)
+            async with state.channels:
+                start = time.monotonic()
+                try:
+                    return await self._run_channel(conn, args, command, timeout, stdin, start)
+                except _ChannelNotOpened as exc:
+                    self._forget(host, conn)
+                    if attempt == 2:
+                        raise Unreachable(f"cannot open a session to {host.name}: {exc}") from None
+                except _ConnectionDropped as exc:
+                    self._forget(host, conn)
+                    raise Unreachable(
+                        f"connection to {host.name} lost while running {args[0]}: {exc}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_channel(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        args: list[str],
+        command: str,
+        timeout: float | None,
+        stdin: bytes | None,
+        start: float,
+    ) -> CommandResult:
+        import asyncssh
+
+        try:
+            proc = await conn.create_process(command, encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            if conn.is_closed():
+                raise _ChannelNotOpened(exc.reason) from None
+            # The server refused a session on a live connection (MaxSessions).
+            raise _ChannelNotOpened(f"{exc.reason} (is sshd's MaxSessions too low?)") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise _ChannelNotOpened(str(exc) or type(exc).__name__) from None
+        try:
+            if stdin:
+                proc.stdin.write(stdin)
+            proc.stdin.write_eof()
+            # The host's timeout(1) normally ends the command; this one is
+            # the backstop for a host that stops answering.
+            backstop = None if timeout is None else timeout + TIMEOUT_GRACE
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), backstop)
+            except TimeoutError:
+                out, err = proc.collect_output()
+                await _kill(proc)
+                return _timed_out(args, out, err, timeout, start)
+            except asyncio.CancelledError:
+                await _kill(proc)
+                raise
+            rc = proc.returncode
+            if (
+                timeout is not None
+                and rc in REMOTE_TIMEOUT_RCS
+                and time.monotonic() - start >= timeout
+            ):
+                return _timed_out(args, out, err, timeout, start)
+            if rc is None:
+                if conn.is_closed():
+                    raise _ConnectionDropped("the connection closed")
+                rc = -1
+            return CommandResult(
+                argv=args,
+                rc=rc,
+                stdout=_text(out),
+                stderr=_text(err),
+                duration=time.monotonic() - start,
+            )
+        except (asyncssh.DisconnectError, asyncssh.ConnectionLost, BrokenPipeError) as exc:
+            raise _ConnectionDropped(str(exc) or type(exc).__name__) from None
+        finally:
+            proc.close()
+
+    # -- deploy --------------------------------------------------------------
+
+    async def deploy(
+        self,
+        hosts: Sequence[Host],
+        request: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, DeployOutcome]:
+        from hlplay.protocol.messages import DeployRequest, ProtocolError
+
+        try:
+            req = DeployRequest.parse(json.dumps(dict(request)))
+        except (ProtocolError, TypeError) as exc:
+            code = exc.code.value if isinstance(exc, ProtocolError) else "invalid_request"
+            return {
+                h.name: DeployOutcome(h.name, "rejected", error=code, message=str(exc))
+                for h in hosts
+            }
+        results = await asyncio.gather(
+            *(self._deploy_one(h, req, timeout, progress) for h in hosts)
+        )
+        return {outcome.host: outcome for outcome in results}
+
+    async def _deploy_one(
+        self,
+        host: Host,
+        request: Any,
+        timeout: float | None,
+        progress: ProgressCallback | None,
+    ) -> DeployOutcome:
+        outcome = DeployOutcome(host=host.name, status="failed")
+        start = time.monotonic()
+        try:
+            executor, ctx = self._executor_for(host, outcome, progress)
+        except ValueError as exc:
+            outcome.error, outcome.message = "invalid_request", str(exc)
+            return outcome
+        try:
+            # Connecting first tells an unreachable host from a failed deploy.
+            await self._connection(host)
+            result = await asyncio.wait_for(executor.execute(request, ctx), timeout)
+        except Unreachable as exc:
+            outcome.status, outcome.error, outcome.message = "unreachable", None, str(exc)
+            return outcome
+        except TimeoutError:
+            outcome.error = "timeout"
+            outcome.message = f"{request.action} did not finish within {timeout:g}s"
+            outcome.data["duration"] = round(time.monotonic() - start, 3)
+            return outcome
+        except Exception as exc:  # an executor bug must not take the other hosts down
+            log.exception("executor %s failed on %s", executor.name, host.name)
+            outcome.error = "internal"
+            outcome.message = f"{type(exc).__name__}: {exc}"
+            return outcome
+        outcome.status = "completed" if result.ok else "failed"
+        outcome.error = result.error.value if result.error is not None else None
+        outcome.message = result.message
+        outcome.data = {
+            **result.data,
+            "duration": round(time.monotonic() - start, 3),
+            "executor": executor.name,
+            "transport": self.name,
+        }
+        return outcome
+
+    def _executor_for(
+        self,
+        host: Host,
+        outcome: DeployOutcome | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[Executor, ExecContext]:
+        from hlplay.agent.executor import ExecContext, load_executor
+
+        hvars = self.host_vars(host)
+        name = str(hvars.get("hlplay_executor") or DEFAULT_EXECUTOR)
+        executor = load_executor(name)
+        nix = self.inventory.settings.nix
+
+        async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
+            return await self.run(host, argv, timeout=timeout)
+
+        async def report(line: str) -> None:
+            if outcome is not None:
+                outcome.progress.append(line)
+            if progress is not None:
+                maybe = progress(host.name, line)
+                if inspect.isawaitable(maybe):
+                    await maybe
+
+        options = hvars.get("hlplay_executor_options") or {}
+        state_dir = hvars.get("hlplay_state_dir")
+        ctx = ExecContext(
+            hostname=host.name,
+            tier=host.tier,
+            roles=tuple(host.roles),
+            runner=runner,
+            flake=str(hvars.get("hlplay_flake") or nix.flake),
+            profile=str(hvars.get("hlplay_profile") or nix.profile),
+            toplevel_attr=str(hvars.get("hlplay_toplevel_attr") or nix.toplevel_attr),
+            progress=report,
+            state_dir=str(state_dir) if state_dir else None,
+            options=dict(options) if isinstance(options, Mapping) else {},
+        )
+        return executor, ctx
+
+    # -- facts ---------------------------------------------------------------
+
+    async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
+        """The listener's read-only facts, gathered with plain commands (no shell)."""
+        t = timeout if timeout is not None else 30.0
+        await self._connection(host)  # Unreachable before five commands fail alike
+        hvars = self.host_vars(host)
+        units_dir = hvars.get("hlplay_units_dir")
+        units, loadavg, meminfo, uptime, df = await asyncio.gather(
+            self.run(host, ["systemctl", "--failed", "--plain", "--no-legend"], timeout=t),
+            self.run(host, ["cat", "/proc/loadavg"], timeout=t),
+            self.run(host, ["cat", "/proc/meminfo"], timeout=t),
+            self.run(host, ["cat", "/proc/uptime"], timeout=t),
+            self.run(host, ["df", "-P", "-k", *_disk_paths(hvars)], timeout=t),
+        )
+        facts: dict[str, Any] = {
+            "hostname": host.name,
+            "tier": host.tier,
+            "roles": list(host.roles),
+            "transport": self.name,
+        }
+        if units.rc != 127:
+            facts["failed_units"] = parse_failed_units(units.stdout)
+        elif units_dir:
+            facts["failed_units"] = await self._failed_units_from_dir(host, str(units_dir), t)
+        else:
+            facts["failed_units"] = []
+        if loadavg.rc == 0:
+            facts["load"] = parse_loadavg(loadavg.stdout)
+        if meminfo.rc == 0:
+            facts["memory"] = parse_meminfo(meminfo.stdout)
+        if uptime.rc == 0:
+            facts["uptime"] = parse_uptime(uptime.stdout)
+        if df.stdout:
+            facts["disk"] = parse_df(df.stdout)
+        try:
+            executor, ctx = self._executor_for(host)
+            facts["system"] = await asyncio.wait_for(executor.current(ctx), t)
+        except Unreachable:
+            raise
+        except Exception as exc:  # facts stay useful without the generation
+            facts["system"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return facts
+
+    async def _failed_units_from_dir(self, host: Host, path: str, timeout: float) -> list[str]:
+        """Hosts without systemd keep one file per unit, ``<unit>.service``, whose
+        content is its state; the failed ones are those that say ``failed``."""
+        found = await self.run(
+            host, ["grep", "-r", "-l", "-x", "-F", "failed", "--", path], timeout=timeout
+        )
+        if found.rc != 0:  # 1: none failed; 2: no such directory
+            return []
+        return sorted(line.rsplit("/", 1)[-1] for line in found.stdout.splitlines() if line)
+
+    async def close(self) -> None:
+        conns = [s.conn for s in self._hosts.values() if s.conn is not None]
+        for state in self._hosts.values():
+            state.conn = None
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+class _ChannelNotOpened(Exception):
+    """No session channel could be opened: the command never started."""
+
+
+class _ConnectionDropped(Exception):
+    """The connection went away while a command ran: its outcome is unknown."""
+
+
+async def _kill(proc: asyncssh.SSHClientProcess[bytes]) -> None:
+    """Kill the remote command: a KILL signal request, then close the channel."""
+    with contextlib.suppress(Exception):
+        proc.send_signal("KILL")
+    proc.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait_closed(), 2)
+
+
+def _seconds(timeout: float) -> str:
+    return f"{max(timeout, 0.01):.3f}".rstrip("0").rstrip(".")
+
+
+def _timed_out(
+    args: list[str],
+    out: bytes | str | None,
+    err: bytes | str | None,
+    timeout: float | None,
+    start: float,
+) -> CommandResult:
+    return CommandResult(
+        argv=args,
+        rc=-9,
+        stdout=_text(out),
+        stderr=_text(err) + f"\ntimed out after {timeout:g}s",
+        timed_out=True,
+        duration=time.monotonic() - start,
+    )
+
+
+def _os_reason(exc: OSError, host: Host) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is sshd running?)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {host.reach!r} ({exc.strerror})"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", "replace")
+
+
+def _merged_vars(inventory: Inventory, host: Host) -> dict[str, Any]:
+    try:
+        variables = importlib.import_module("hlplay.inventory.variables")
+        return dict(variables.host_variables(inventory, host.name))
+    except Exception:  # noqa: S110 - the plain merge below is the same minus templating
+        pass
+    merged: dict[str, Any] = {}
+    for group in inventory.group_chain.get(host.name, []):
+        merged.update(inventory.group_vars_files.get(group, {}))
+        g = inventory.groups.get(group)
+        if g is not None:
+            merged.update(g.vars)
+    merged.update(inventory.host_vars_files.get(host.name, {}))
+    merged.update(host.vars)
+    return merged
+
+
+def _max_channels(hvars: Mapping[str, Any]) -> int:
+    value = hvars.get("hlplay_ssh_max_channels", DEFAULT_MAX_CHANNELS)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_CHANNELS
+    return max(1, n)
+
+
+def _disk_paths(hvars: Mapping[str, Any]) -> list[str]:
+    paths = hvars.get("hlplay_disk_paths")
+    if isinstance(paths, Sequence) and not isinstance(paths, str | bytes) and paths:
+        return [str(p) for p in paths]
+    return ["/"]
+
+
+def _host_key_message(host: Host, known_hosts: str, reason: str) -> str:
+    """Tell a changed host key (dangerous) from a host never seen before."""
+    import asyncssh
+
+    port = host.ssh.port
+    try:
+        matched = asyncssh.read_known_hosts(known_hosts).match(host.reach, "", port)
+        listed = bool(matched[0] or matched[1])
+    except (OSError, ValueError, asyncssh.Error):
+        listed = False
+    name = host.reach if port == 22 else f"[{host.reach}]:{port}"
+    if listed:
+        return (
+            f"host key for {host.name} does not match known_hosts ({known_hosts} has a "
+            f"different key for {name}); refusing to connect: the host was reinstalled "
+            f"or someone is in the middle"
+        )
+    return (
+        f"host key for {host.name} is not in known_hosts ({known_hosts} has no entry "
+        f"for {name}); add it (ssh-keyscan) or set host_key_checking: false"
+    )
+
+
+# -- fact parsers (plain text from the host, so they are testable alone) --------
+
+
+def parse_failed_units(text: str) -> list[str]:
+    units = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] != "●":
+            units.append(words[0])
+        elif len(words) > 1:
+            units.append(words[1])
+    return units
+
+
+def parse_loadavg(text: str) -> list[float]:
+    parts = text.split()
+    out = []
+    for p in parts[:3]:
+        with contextlib.suppress(ValueError):
+            out.append(float(p))
+    return out
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """Total and available memory in bytes."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        words = rest.split()
+        if not words:
+            continue
+        try:
+            n = int(words[0])
+        except ValueError:
+            continue
+        if len(words) > 1 and words[1] == "kB":
+            n *= 1024
+        values[key.strip()] = n
+    total = values.get("MemTotal", 0)
+    available = values.get("MemAvailable", values.get("MemFree", 0))
+    return {"total": total, "available": available, "used": max(0, total - available)}
+
+
+def parse_uptime(text: str) -> float:
+    try:
+        return float(text.split()[0])
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def parse_df(text: str) -> dict[str, dict[str, int | float]]:
+    """``df -P -k`` output to {mount: {total, used, available (bytes), use_percent}}."""
+    out: dict[str, dict[str, int | float]] = {}
+    for line in text.splitlines()[1:]:
+        words = line.split()
+        if len(words) < 6:
+            continue
+        try:
+            total, used, avail = (int(w) * 1024 for w in words[1:4])
+        except ValueError:
+            continue
+        mount = " ".join(words[5:])
+        out[mount] = {
+            "total": total,
+            "used": used,
+            "available": avail,
+            "use_percent": round(100.0 * used / total, 1) if total else 0.0,
+        }
+    return out
+
+
+__all__ = ["SshTransport"]
