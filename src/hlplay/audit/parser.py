@@ -1,0 +1,104 @@
+"""The Nix parser: tree-sitter with the Nix grammar, loaded on first use.
+
+tree-sitter never fails on bad input: it returns a tree with ERROR and
+MISSING nodes. :func:`parse` turns the first of those (and undecodable
+bytes) into a :class:`SyntaxProblem` with a 1-based line and column, so a
+broken file becomes one finding instead of an exception.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Parser, Tree
+
+_local = threading.local()
+
+
+def _parser() -> Parser:
+    # Parsers are not thread-safe; the module runs audits in worker threads.
+    parser: Parser | None = getattr(_local, "parser", None)
+    if parser is None:
+        import tree_sitter
+        import tree_sitter_nix
+
+        parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_nix.language()))
+        _local.parser = parser
+    return parser
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """Why a file cannot be audited, and where (1-based line, byte offset in the line)."""
+
+    message: str
+    row: int  # 0-based
+    byte_col: int  # 0-based, in bytes
+
+
+@dataclass
+class Parsed:
+    tree: Tree | None
+    problem: SyntaxProblem | None
+
+
+def parse(source: bytes) -> Parsed:
+    """Parse Nix source; ``problem`` is set when the bytes are not UTF-8 or not valid Nix."""
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = source.count(b"\n", 0, exc.start)
+        line_start = source.rfind(b"\n", 0, exc.start) + 1
+        bad = source[exc.start : exc.start + 1].hex()
+        return Parsed(
+            None, SyntaxProblem(f"not valid UTF-8 (byte 0x{bad})", row, exc.start - line_start)
+        )
+    tree = _parser().parse(source)
+    root = tree.root_node
+    if root.has_error:
+        node = _first_error(root)
+        if node is not None:
+            return Parsed(tree, SyntaxProblem(_describe(node), *node.start_point))
+    if root.named_child_count == 0 or all(c.type == "comment" for c in root.named_children):
+        end = root.end_point
+        return Parsed(tree, SyntaxProblem("syntax error: the file has no expression", *end))
+    return Parsed(tree, None)
+
+
+def _first_error(node: Node) -> Node | None:
+    if node.is_error or node.is_missing:
+        return node
+    for child in node.children:
+        if child.has_error or child.is_missing:
+            found = _first_error(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _describe(node: Node) -> str:
+    if node.is_missing:
+        return f"syntax error: missing '{_token_name(node)}'"
+    text = _node_text(node)
+    first = next((c for c in node.children if not c.children), None)
+    if first is not None and first.text:
+        text = _node_text(first)
+    snippet = text.splitlines()[0] if text.strip() else text
+    if len(snippet) > 24:
+        snippet = snippet[:24] + "…"
+    if not snippet:
+        return "syntax error: unexpected end of file"
+    return f"syntax error: unexpected '{snippet}'"
+
+
+def _token_name(node: Node) -> str:
+    kind = node.type
+    return "name" if kind == "identifier" else kind
+
+
+def _node_text(node: Any) -> str:
+    raw = node.text
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
