@@ -1,0 +1,561 @@
+"""The Nix executor: build, diff, activate, confirm and roll back one host.
+
+Run by the listener (``hlplay listen --executor nix``, commands run on the
+host) and by the SSH transport (the same code on the controller, commands run
+over SSH). Actions:
+
+``build``
+    build the host's toplevel at the request's revision; report its path.
+``diff``
+    build, then diff its closure against the running system (nvd style).
+``switch`` / ``boot`` / ``test`` / ``dry-activate``
+    build; a system identical to the current one is *not* activated
+    (``changed: false``). Otherwise set the profile (switch, boot) and run
+    ``switch-to-configuration``. A failed activation or health gate rolls back
+    at once; with ``confirm_timeout`` the host rolls back by itself unless the
+    controller confirms in time (magic rollback).
+``rollback``
+    go back to the previous generation and activate it.
+
+Request options (``request.options``, sent by the controller):
+``confirm_timeout`` (seconds, 0 = no confirmation), ``health`` (checks, see
+:mod:`hlplay.nix.health`), ``diff`` (bool, default true: include a closure
+diff in switch/boot/test results), ``build_timeout``, ``activate_timeout``.
+
+Context options (``ctx.options``, set by whoever runs the executor, never by
+a request): ``confirm_mode`` (``wait`` = await ``ctx.wait_confirm``, the
+listener; ``canary`` = arm a watchdog on the host and return, the controller
+confirms later with :meth:`NixExecutor.confirm`; default: ``wait`` when the
+context has a confirmation waiter, else ``canary``), ``build_on``
+(``host`` or ``controller``), ``copy_to`` (store URI for ``nix copy`` when
+building on the controller), ``nix_sshopts``, ``activation_env`` (variables
+for ``switch-to-configuration``), ``units_dir`` (hosts without systemd: unit
+state files for ``unit_active`` checks).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlplay.agent import executor as agent_executor
+from hlplay.agent.executor import CommandRunner, ExecContext, ExecResult, Executor
+from hlplay.nix import flakeref, health, system
+from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
+from hlplay.protocol.messages import DeployRequest, ErrorCode
+from hlplay.transports.base import CommandResult
+
+BUILD_ACTIONS = ("build", "diff", "switch", "boot", "test", "dry-activate")
+ACTIONS = (*BUILD_ACTIONS, "rollback", "noop")
+CONFIRM_MODES = ("wait", "canary", "none")
+MAX_CONFIRM_TIMEOUT = 3600.0
+DEFAULT_DIFF_LINES = 400
+
+
+class OptionsError(ValueError):
+    pass
+
+
+@dataclass
+class RequestOptions:
+    """The request options this executor understands, validated."""
+
+    confirm_timeout: float = 0.0
+    health: list[health.HealthCheck] = field(default_factory=list)
+    diff: bool = True
+    build_timeout: float = system.DEFAULT_BUILD_TIMEOUT
+    activate_timeout: float = system.DEFAULT_ACTIVATE_TIMEOUT
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> RequestOptions:
+        out = cls()
+        out.confirm_timeout = _seconds(options, "confirm_timeout", 0.0, MAX_CONFIRM_TIMEOUT)
+        out.build_timeout = _seconds(options, "build_timeout", out.build_timeout, 86400)
+        out.activate_timeout = _seconds(options, "activate_timeout", out.activate_timeout, 86400)
+        diff = options.get("diff", True)
+        if not isinstance(diff, bool):
+            raise OptionsError("option 'diff' must be true or false")
+        out.diff = diff
+        try:
+            checks = health.parse_checks(options.get("health"))
+        except health.HealthSpecError as exc:
+            raise OptionsError(str(exc)) from None
+        # Controller-side checks are the playbook module's business.
+        out.health = [c for c in checks if c.side == "host"]
+        return out
+
+
+def _seconds(options: Mapping[str, Any], key: str, default: float, high: float) -> float:
+    value = options.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OptionsError(f"option {key!r} must be a number of seconds")
+    if not math.isfinite(value) or not 0 <= value <= high:
+        raise OptionsError(f"option {key!r} must be between 0 and {high:g}")
+    return float(value)
+
+
+async def local_runner(argv: Any, timeout: float | None) -> CommandResult:
+    from hlplay.proc import run_argv
+
+    return await run_argv(argv, timeout=timeout)
+
+
+class NixExecutor(Executor):
+    name = "nix"
+
+    # -- facts ---------------------------------------------------------------
+
+    async def current(self, ctx: ExecContext) -> dict[str, Any]:
+        gens = await system.list_generations(ctx.runner, ctx.profile)
+        cur = next((g for g in gens if g.current), None)
+        out: dict[str, Any] = {"profile": ctx.profile, "generations": len(gens)}
+        if cur is None:
+            return out
+        records = await system.read_deployments(
+            ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
+        )
+        out.update(
+            generation=cur.number,
+            path=cur.path,
+            store_path=cur.path,
+            revision=system.revision_of(records, cur.path),
+            age=max(0.0, round(time.time() - cur.time, 1)),
+            generation_time=cur.time,
+        )
+        return out
+
+    async def generations(self, ctx: ExecContext) -> list[dict[str, Any]]:
+        """Every generation of the profile, oldest first, with its deployed revision."""
+        gens = await system.list_generations(ctx.runner, ctx.profile)
+        records = await system.read_deployments(
+            ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
+        )
+        out = []
+        for g in gens:
+            row = g.to_dict()
+            row["revision"] = system.revision_of(records, g.path)
+            out.append(row)
+        return out
+
+    # -- entry point ---------------------------------------------------------
+
+    async def execute(self, request: DeployRequest, ctx: ExecContext) -> ExecResult:
+        action = request.action
+        if action == "noop":
+            return ExecResult(ok=True, message="nothing to do")
+        if action not in ACTIONS:
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.INVALID_ACTION,
+                message=f"the nix executor does not support {action!r}",
+            )
+        try:
+            opts = RequestOptions.parse(request.options)
+            mode = self._confirm_mode(ctx)
+        except OptionsError as exc:
+            return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=str(exc))
+        try:
+            if action == "rollback":
+                return await self._rollback_action(ctx, opts)
+            return await _Run(request, ctx, opts, mode).run()
+        except NixOpError as exc:
+            return ExecResult(ok=False, error=ErrorCode.EXEC_FAILED, message=exc.message)
+        except flakeref.FlakeRefError as exc:
+            return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=str(exc))
+
+    @staticmethod
+    def _confirm_mode(ctx: ExecContext) -> str:
+        mode = ctx.options.get("confirm_mode")
+        if mode is None:
+            # Without a way to hear the controller here (the SSH transport runs
+            # this on the controller), the host must wait by itself: a canary.
+            has_waiter = ctx.wait_confirm is not agent_executor._never_confirmed
+            return "wait" if has_waiter else "canary"
+        if mode not in CONFIRM_MODES:
+            raise OptionsError(f"confirm_mode must be one of {', '.join(CONFIRM_MODES)}")
+        return str(mode)
+
+    # -- confirmation from the controller (canary mode) ------------------------
+
+    async def confirm(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        """Confirm an activation armed in canary mode (the controller's side)."""
+        try:
+            canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
+        except NixOpError as exc:
+            return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=exc.message)
+        outcome = await system.confirm_canary(ctx.runner, canary)
+        if outcome.confirmed:
+            data = await self._safe_current(ctx)
+            return ExecResult(ok=True, message="confirmed", data={"confirmed": True, **data})
+        data = {"confirmed": False, "rolled_back": outcome.rolled_back}
+        if outcome.rolled_back:
+            data["rollback"] = {"ok": bool(outcome.rollback_ok), "message": outcome.message}
+        return ExecResult(
+            ok=False,
+            error=ErrorCode.CONFIRM_TIMEOUT,
+            message=f"confirmation came too late: {outcome.message}",
+            data=data,
+        )
+
+    async def reject(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        """Withdraw an activation armed in canary mode: roll back now, not at the timeout.
+
+        The controller calls this when its own checks fail; the watchdog stands
+        down and the rollback runs here, so its outcome is reported directly.
+        """
+        try:
+            canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
+        except NixOpError as exc:
+            return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=exc.message)
+        claim = await system.claim_canary(ctx.runner, canary)
+        if not claim.claimed:
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.ROLLED_BACK,
+                message=claim.message,
+                data={"rolled_back": "rollback: ok" in claim.message},
+            )
+        gens = await system.list_generations(ctx.runner, ctx.profile)
+        to = next((g for g in gens if g.number == claim.old), None)
+        out = await system.roll_back(
+            ctx.runner,
+            ctx.profile,
+            to=to,
+            failed=claim.new,
+            action=claim.action,
+            env=_activation_env(ctx),
+        )
+        data = {"rolled_back": out.ok, "rollback": out.to_dict()}
+        if out.ok and to is not None:
+            data["generation"] = to.number
+        return ExecResult(ok=False, error=ErrorCode.ROLLED_BACK, message=out.message, data=data)
+
+    async def _safe_current(self, ctx: ExecContext) -> dict[str, Any]:
+        try:
+            cur = await self.current(ctx)
+        except NixOpError:
+            return {}
+        return {k: cur[k] for k in ("generation", "path", "revision") if k in cur}
+
+    # -- rollback action -------------------------------------------------------
+
+    async def _rollback_action(self, ctx: ExecContext, opts: RequestOptions) -> ExecResult:
+        gens = await system.list_generations(ctx.runner, ctx.profile)
+        cur = next((g for g in gens if g.current), None)
+        prev = system.previous_of(gens, cur.number if cur else None)
+        if cur is None or prev is None:
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.NO_PREVIOUS_GENERATION,
+                message="no previous generation to roll back to",
+            )
+        await ctx.progress(f"rolling back from generation {cur.number} to {prev.number}")
+        # An explicit rollback keeps the generation it leaves: it is not broken.
+        out = await system.roll_back(
+            ctx.runner,
+            ctx.profile,
+            to=prev,
+            failed=None,
+            action="switch",
+            env=_activation_env(ctx),
+            timeout=opts.activate_timeout,
+        )
+        records = await system.read_deployments(
+            ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
+        )
+        data = {
+            "old_generation": cur.number,
+            "generation": prev.number,
+            "path": prev.path,
+            "revision": system.revision_of(records, prev.path),
+            "changed": out.ok,
+            "rollback": out.to_dict(),
+        }
+        if not out.ok:
+            return ExecResult(False, ErrorCode.ACTIVATION_FAILED, out.message, data)
+        return ExecResult(True, None, out.message, data)
+
+
+def _activation_env(ctx: ExecContext) -> dict[str, str] | None:
+    env = ctx.options.get("activation_env")
+    if not env:
+        return None
+    if not isinstance(env, Mapping):
+        raise NixOpError("activation_env must be a mapping")
+    return {str(k): str(v) for k, v in env.items()}
+
+
+class _Run:
+    """One build-and-activate request on one host."""
+
+    def __init__(
+        self, request: DeployRequest, ctx: ExecContext, opts: RequestOptions, mode: str
+    ) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.opts = opts
+        self.mode = mode
+        self.action = request.action
+        self.env = _activation_env(ctx)
+        self.data: dict[str, Any] = {"action": self.action, "revision": request.revision}
+        build_on = ctx.options.get("build_on", "host")
+        if build_on not in ("host", "controller"):
+            raise NixOpError("build_on must be 'host' or 'controller'")
+        self.build_on = str(build_on)
+
+    @property
+    def runner(self) -> CommandRunner:
+        return self.ctx.runner
+
+    def fail(self, code: ErrorCode, message: str) -> ExecResult:
+        return ExecResult(ok=False, error=code, message=message, data=self.data)
+
+    async def run(self) -> ExecResult:
+        ctx = self.ctx
+        gens = await system.list_generations(self.runner, ctx.profile)
+        before = next((g for g in gens if g.current), None)
+        if before is not None:
+            self.data.update(old_generation=before.number, old_path=before.path)
+        try:
+            new_path = await self.build()
+        except NixOpError as exc:
+            return self.fail(ErrorCode.BUILD_FAILED, exc.message)
+        self.data["path"] = new_path
+        changed = before is None or before.path != new_path
+        self.data["changed"] = changed
+
+        if self.action == "build":
+            return ExecResult(True, None, f"built {new_path}", self.data)
+        if self.action == "diff":
+            await self.add_diff(before, new_path, required=True)
+            summary = self.data.get("diff_summary") or ("changes" if changed else "no changes")
+            return ExecResult(True, None, str(summary), self.data)
+
+        if not changed:
+            assert before is not None
+            self.data["generation"] = before.number
+            return ExecResult(
+                True, None, f"generation {before.number} already runs {new_path}", self.data
+            )
+        if self.opts.diff:
+            await self.add_diff(before, new_path, required=False)
+        if self.build_on == "controller":
+            await self.copy(new_path)
+
+        if self.action == "dry-activate":
+            res = await self.activate(new_path)
+            self.data["output"] = system.tail(res, 40) if res.rc == 0 else ""
+            self.data["changed"] = False  # a dry activation changes nothing
+            if res.rc != 0:
+                return self.fail(ErrorCode.ACTIVATION_FAILED, _failed("dry-activate", res))
+            return ExecResult(True, None, "dry activation succeeded", self.data)
+        return await self.activate_and_guard(gens, before, new_path)
+
+    # -- steps -----------------------------------------------------------------
+
+    async def build(self) -> str:
+        ctx = self.ctx
+        target = flakeref.installable(
+            ctx.flake, self.request.revision, ctx.toplevel_attr, ctx.hostname
+        )
+        where = "on the controller" if self.build_on == "controller" else ""
+        await ctx.progress(f"building {target} {where}".rstrip())
+        start = time.monotonic()
+        runner = local_runner if self.build_on == "controller" else self.runner
+        path = await system.build(runner, target, timeout=self.opts.build_timeout)
+        self.data["build_seconds"] = round(time.monotonic() - start, 3)
+        await ctx.progress(f"built {path}")
+        return path
+
+    async def copy(self, path: str) -> None:
+        store = self.ctx.options.get("copy_to")
+        if not isinstance(store, str) or not store:
+            raise NixOpError("build_on: controller needs copy_to (a store URI such as ssh-ng://…)")
+        sshopts = self.ctx.options.get("nix_sshopts")
+        await self.ctx.progress(f"copying {path} to {store}")
+
+        async def runner(argv: Any, timeout: float | None) -> CommandResult:
+            from hlplay.proc import run_argv
+
+            env = {"NIX_SSHOPTS": str(sshopts)} if sshopts else None
+            return await run_argv(argv, timeout=timeout, env=env)
+
+        await system.copy_closure(runner, path, store, timeout=self.opts.build_timeout)
+
+    async def add_diff(self, before: Generation | None, new_path: str, *, required: bool) -> None:
+        """Put the closure diff (JSON, text, summary) into the result data."""
+        try:
+            from hlplay.nix.closure import closure_from_path_info_json
+            from hlplay.nix.diff import diff_closures
+
+            new_runner = local_runner if self.build_on == "controller" else self.runner
+            after = closure_from_path_info_json(
+                await system.path_info_json(new_runner, new_path), root=new_path
+            )
+            if before is not None:
+                old = closure_from_path_info_json(
+                    await system.path_info_json(self.runner, before.path), root=before.path
+                )
+            else:
+                old = _empty_closure()
+            diff = diff_closures(old, after)
+            text = diff.render_text()
+            lines = text.splitlines()
+            if len(lines) > DEFAULT_DIFF_LINES:
+                text = "\n".join([*lines[: DEFAULT_DIFF_LINES - 1], f"… {len(lines)} lines"])
+            self.data.update(
+                diff=diff.to_json(),
+                diff_text=text,
+                diff_summary=diff.summary(),
+                changed=not diff.is_empty or self.data.get("changed", False),
+            )
+        except Exception as exc:
+            # A diff is information, not a gate: a deploy goes on without it.
+            self.data["diff_error"] = f"{type(exc).__name__}: {exc}"
+            if required:
+                raise NixOpError(f"closure diff failed: {exc}") from None
+
+    async def activate(self, path: str) -> CommandResult:
+        await self.ctx.progress(f"switch-to-configuration {self.action}")
+        return await system.switch_to_configuration(
+            self.runner, path, self.action, env=self.env, timeout=self.opts.activate_timeout
+        )
+
+    async def activate_and_guard(
+        self, gens: list[Generation], before: Generation | None, new_path: str
+    ) -> ExecResult:
+        ctx = self.ctx
+        new_gen: Generation | None = None
+        if self.action in ("switch", "boot"):
+            await system.set_profile(self.runner, ctx.profile, new_path)
+            new_gen = await system.current_generation(self.runner, ctx.profile)
+            if new_gen is not None:
+                self.data["generation"] = new_gen.number
+                await system.record_deployment(
+                    self.runner,
+                    system.record_file(ctx.profile, ctx.state_dir),
+                    system.Deployment(
+                        time.time(),
+                        new_gen.number,
+                        new_path,
+                        self.request.revision,
+                        self.action,
+                    ),
+                )
+        elif before is not None:
+            self.data["generation"] = before.number
+
+        res = await self.activate(new_path)
+        if res.rc != 0:
+            back = await self.roll_back(before, new_gen)
+            return self.fail(
+                ErrorCode.ACTIVATION_FAILED,
+                f"{_failed(self.action, res)}; {back.message}",
+            )
+        if self.action == "boot":
+            return ExecResult(
+                True, None, f"generation {self.data.get('generation')} set for next boot", self.data
+            )
+
+        if self.opts.health:
+            await ctx.progress(f"running {len(self.opts.health)} health check(s)")
+            units_dir = ctx.options.get("units_dir")
+            report = await health.run_checks(
+                self.runner, self.opts.health, units_dir=str(units_dir) if units_dir else None
+            )
+            self.data["health"] = report.to_list()
+            if not report.ok:
+                back = await self.roll_back(before, new_gen)
+                return self.fail(
+                    ErrorCode.HEALTH_FAILED,
+                    f"health check failed: {report.summary()}; {back.message}",
+                )
+
+        timeout = self.opts.confirm_timeout
+        if timeout > 0 and self.mode != "none":
+            return await self.await_confirmation(before, new_gen, timeout)
+        return ExecResult(True, None, self.success_message(), self.data)
+
+    def success_message(self) -> str:
+        gen = self.data.get("generation")
+        if self.action == "test":
+            return f"activated {self.data['path']} (test: the profile is unchanged)"
+        return f"switched to generation {gen}"
+
+    async def await_confirmation(
+        self, before: Generation | None, new_gen: Generation | None, timeout: float
+    ) -> ExecResult:
+        ctx = self.ctx
+        if self.mode == "canary":
+            request_id = self.request.id or uuid.uuid4().hex
+            canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
+            await system.arm_watchdog(
+                self.runner,
+                canary=canary,
+                profile=ctx.profile,
+                timeout=timeout,
+                old=before,
+                new=new_gen,
+                action=self.action,
+                env=self.env,
+            )
+            self.data.update(
+                awaiting_confirm=True,
+                canary=canary,
+                request_id=request_id,
+                confirm_deadline=time.time() + timeout,
+            )
+            await ctx.progress(f"awaiting confirmation within {timeout:g}s (canary {canary})")
+            return ExecResult(
+                True,
+                None,
+                f"{self.success_message()}; awaiting confirmation within {timeout:g}s",
+                self.data,
+            )
+        await ctx.progress(f"awaiting confirmation within {timeout:g}s")
+        confirmed = await ctx.wait_confirm(timeout)
+        self.data["confirmed"] = bool(confirmed)
+        if confirmed:
+            return ExecResult(True, None, f"{self.success_message()}; confirmed", self.data)
+        back = await self.roll_back(before, new_gen)
+        return self.fail(
+            ErrorCode.CONFIRM_TIMEOUT,
+            f"no confirmation within {timeout:g}s; {back.message}",
+        )
+
+    async def roll_back(
+        self, before: Generation | None, new_gen: Generation | None
+    ) -> RollbackOutcome:
+        await self.ctx.progress(
+            "rolling back" + (f" to generation {before.number}" if before else "")
+        )
+        out = await system.roll_back(
+            self.runner,
+            self.ctx.profile,
+            to=before,
+            failed=new_gen.number if new_gen else None,
+            action=self.action,
+            env=self.env,
+            timeout=self.opts.activate_timeout,
+        )
+        self.data["rolled_back"] = out.ok
+        self.data["rollback"] = out.to_dict()
+        if out.ok and before is not None:
+            self.data["generation"] = before.number
+        return out
+
+
+def _failed(action: str, res: CommandResult) -> str:
+    return system.tail_message(f"switch-to-configuration {action}", res)
+
+
+def _empty_closure() -> Any:
+    from hlplay.nix.closure import Closure
+
+    return Closure(root="", sizes={}, root_references=frozenset())

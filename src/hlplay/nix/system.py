@@ -1,0 +1,589 @@
+"""System operations on one host, as colmena and deploy-rs perform them.
+
+Build a toplevel, copy its closure, set the system profile, run
+``switch-to-configuration``, list generations and roll back. Every command goes
+through a :data:`~hlplay.agent.executor.CommandRunner` as an argument vector,
+so the same code runs on the host (the listener) and from the controller over
+SSH. The few steps that need a shell (appending a record, the confirmation
+watchdog) run *fixed* script text with every value passed as a positional
+parameter, never interpolated into the script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hlplay.agent.executor import CommandRunner
+from hlplay.transports.base import CommandResult
+
+ACTIVATE_ACTIONS = ("switch", "boot", "test", "dry-activate")
+STORE_PATH_RE = re.compile(r"^/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]+$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+DEFAULT_BUILD_TIMEOUT = 3600.0
+DEFAULT_ACTIVATE_TIMEOUT = 600.0
+QUICK_TIMEOUT = 60.0
+
+
+class NixOpError(Exception):
+    """A system operation failed; ``result`` is the command that failed, if any."""
+
+    def __init__(self, message: str, result: CommandResult | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation of a profile (``<profile>-<number>-link``)."""
+
+    number: int
+    path: str  # the store path it points to
+    time: float  # when it was created (unix seconds)
+    current: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One line of a host's deployment record: which revision made which generation."""
+
+    time: float
+    generation: int
+    path: str
+    revision: str
+    action: str
+
+
+# -- validation --------------------------------------------------------------
+
+
+def check_profile(profile: str) -> str:
+    """A profile path must be absolute and plain (it is passed to find and nix-env)."""
+    if (
+        not profile.startswith("/")
+        or profile.endswith("/")
+        or any(c in profile for c in "\n\r\t\0")
+        or "/../" in profile + "/"
+    ):
+        raise NixOpError(f"invalid profile path {profile!r}")
+    return profile
+
+
+def check_store_path(path: str) -> str:
+    if not STORE_PATH_RE.match(path):
+        raise NixOpError(f"not a store path: {path!r}")
+    return path
+
+
+def env_prefix(env: Mapping[str, str] | None) -> list[str]:
+    """``env K=V …`` in front of a command: the runner has no environment parameter."""
+    if not env:
+        return []
+    out = ["env"]
+    for key, value in env.items():
+        if not ENV_NAME_RE.match(str(key)) or "\0" in str(value):
+            raise NixOpError(f"invalid environment variable {key!r}")
+        out.append(f"{key}={value}")
+    return out
+
+
+def tail(result: CommandResult, lines: int = 5) -> str:
+    """The last lines of a command's output, for a one-line error message."""
+    text = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    text = [t for t in text if t.strip()][-lines:]
+    return " | ".join(t.strip() for t in text)[:600]
+
+
+def tail_message(what: str, result: CommandResult) -> str:
+    """``<what> failed (exit N): <last lines>``."""
+    detail = tail(result)
+    rc = "timed out" if result.timed_out else f"exit {result.rc}"
+    return f"{what} failed ({rc})" + (f": {detail}" if detail else "")
+
+
+def _fail(what: str, result: CommandResult) -> NixOpError:
+    return NixOpError(tail_message(what, result), result)
+
+
+# -- build and copy ----------------------------------------------------------
+
+
+def build_argv(installable: str) -> list[str]:
+    # Nix 2.8 has no --print-out-paths: --json gives the outputs.
+    return ["nix", "build", "--json", "--no-link", installable]
+
+
+def parse_build_json(text: str) -> str:
+    """The ``out`` path of the first result of ``nix build --json``."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise NixOpError("nix build printed no JSON") from None
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
+        raise NixOpError("nix build printed an unexpected result")
+    outputs = doc[0].get("outputs") or {}
+    path = outputs.get("out") if isinstance(outputs, dict) else None
+    if not isinstance(path, str):
+        raise NixOpError("nix build reported no 'out' output")
+    return check_store_path(path)
+
+
+async def build(
+    runner: CommandRunner, installable: str, *, timeout: float | None = DEFAULT_BUILD_TIMEOUT
+) -> str:
+    """Build a flake installable; return the toplevel's store path."""
+    res = await runner(build_argv(installable), timeout)
+    if res.rc != 0:
+        raise _fail(f"nix build {installable}", res)
+    return parse_build_json(res.stdout)
+
+
+async def copy_closure(
+    runner: CommandRunner, path: str, store_uri: str, *, timeout: float | None = None
+) -> None:
+    """``nix copy`` a closure to another store (``ssh-ng://root@host``)."""
+    check_store_path(path)
+    if store_uri.startswith("-") or any(c.isspace() for c in store_uri):
+        raise NixOpError(f"invalid store URI {store_uri!r}")
+    res = await runner(["nix", "copy", "--no-check-sigs", "--to", store_uri, path], timeout)
+    if res.rc != 0:
+        raise _fail(f"nix copy to {store_uri}", res)
+
+
+async def path_info_json(
+    runner: CommandRunner, path: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> str:
+    """``nix path-info --recursive --json PATH`` (the closure with NAR sizes)."""
+    check_store_path(path)
+    res = await runner(["nix", "path-info", "--recursive", "--json", path], timeout)
+    if res.rc != 0:
+        raise _fail(f"nix path-info {path}", res)
+    return res.stdout
+
+
+# -- profiles and generations ------------------------------------------------
+
+
+def _glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", name)
+
+
+def parse_generation_listing(text: str, base: str) -> list[Generation]:
+    """Parse ``find -printf '%f\\t%l\\t%T@\\n'`` over a profile's directory."""
+    link_re = re.compile(rf"^{re.escape(base)}-(\d+)-link$")
+    current_link = None
+    gens: list[tuple[int, str, float]] = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        name, target, mtime = parts
+        if name == base:
+            current_link = posixpath.basename(target)
+            continue
+        m = link_re.match(name)
+        if m:
+            try:
+                stamp = float(mtime)
+            except ValueError:
+                stamp = 0.0
+            gens.append((int(m.group(1)), target, stamp))
+    gens.sort()
+    return [
+        Generation(number=n, path=p, time=t, current=f"{base}-{n}-link" == current_link)
+        for n, p, t in gens
+    ]
+
+
+def parse_nix_env_generations(text: str) -> list[tuple[int, float, bool]]:
+    """Parse ``nix-env --list-generations``: (number, time, current)."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+)\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*(\(current\))?", line)
+        if m:
+            stamp = time.mktime(time.strptime(m.group(2), "%Y-%m-%d %H:%M:%S"))
+            out.append((int(m.group(1)), stamp, bool(m.group(3))))
+    return out
+
+
+async def list_generations(
+    runner: CommandRunner, profile: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> list[Generation]:
+    """A profile's generations, oldest first, read from its ``-N-link`` symlinks.
+
+    One ``find`` reads every link (name, target, time) at once, much faster
+    than ``nix-env --list-generations`` plus a ``readlink`` per generation,
+    which remain the fallback where ``find`` lacks ``-printf``.
+    """
+    check_profile(profile)
+    directory, base = posixpath.split(profile)
+    res = await runner(
+        [
+            "find", directory, "-maxdepth", "1",
+            "(", "-name", _glob_escape(base), "-o", "-name", _glob_escape(base) + "-*-link", ")",
+            "-printf", "%f\\t%l\\t%T@\\n",
+        ],
+        timeout,
+    )  # fmt: skip
+    if res.rc == 0:
+        return parse_generation_listing(res.stdout, base)
+    listing = await runner(["nix-env", "-p", profile, "--list-generations"], timeout)
+    if listing.rc != 0:
+        if "No such file" in res.stderr or not listing.stdout.strip():
+            return []
+        raise _fail("listing generations", listing)
+    entries = parse_nix_env_generations(listing.stdout)
+    if not entries:
+        return []
+    links = [f"{profile}-{n}-link" for n, _, _ in entries]
+    paths = await runner(["readlink", "-f", "--", *links], timeout)
+    targets = paths.stdout.splitlines() if paths.rc == 0 else [""] * len(links)
+    return [
+        Generation(number=n, path=p, time=t, current=c)
+        for (n, t, c), p in zip(entries, targets, strict=False)
+    ]
+
+
+async def current_generation(
+    runner: CommandRunner, profile: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> Generation | None:
+    for gen in await list_generations(runner, profile, timeout=timeout):
+        if gen.current:
+            return gen
+    return None
+
+
+def previous_of(gens: Sequence[Generation], number: int | None) -> Generation | None:
+    """The newest generation older than ``number`` (what ``--rollback`` picks)."""
+    older = [g for g in gens if number is None or g.number < number]
+    return older[-1] if older else None
+
+
+async def set_profile(
+    runner: CommandRunner, profile: str, path: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> None:
+    check_profile(profile)
+    check_store_path(path)
+    res = await runner(["nix-env", "-p", profile, "--set", path], timeout)
+    if res.rc != 0:
+        raise _fail(f"setting profile {profile}", res)
+
+
+async def switch_generation(
+    runner: CommandRunner, profile: str, number: int, *, timeout: float | None = QUICK_TIMEOUT
+) -> None:
+    check_profile(profile)
+    res = await runner(["nix-env", "-p", profile, "--switch-generation", str(int(number))], timeout)
+    if res.rc != 0:
+        raise _fail(f"switching {profile} to generation {number}", res)
+
+
+async def delete_generation(
+    runner: CommandRunner, profile: str, number: int, *, timeout: float | None = QUICK_TIMEOUT
+) -> None:
+    check_profile(profile)
+    res = await runner(
+        ["nix-env", "-p", profile, "--delete-generations", str(int(number))], timeout
+    )
+    if res.rc != 0:
+        raise _fail(f"deleting generation {number} of {profile}", res)
+
+
+# -- activation --------------------------------------------------------------
+
+
+def activation_argv(toplevel: str, action: str, env: Mapping[str, str] | None = None) -> list[str]:
+    if action not in ACTIVATE_ACTIONS:
+        raise NixOpError(f"unknown activation action {action!r}")
+    if not toplevel.startswith("/") or "\n" in toplevel:
+        raise NixOpError(f"invalid system path {toplevel!r}")
+    return [*env_prefix(env), f"{toplevel}/bin/switch-to-configuration", action]
+
+
+async def switch_to_configuration(
+    runner: CommandRunner,
+    toplevel: str,
+    action: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = DEFAULT_ACTIVATE_TIMEOUT,
+) -> CommandResult:
+    """Run ``<toplevel>/bin/switch-to-configuration <action>``; the result, never raises."""
+    return await runner(activation_argv(toplevel, action, env), timeout)
+
+
+@dataclass
+class RollbackOutcome:
+    """What a rollback did: where the host went back to, and whether it worked."""
+
+    ok: bool
+    generation: int | None = None
+    path: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def roll_back(
+    runner: CommandRunner,
+    profile: str,
+    *,
+    to: Generation | None,
+    failed: int | None = None,
+    action: str = "switch",
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = DEFAULT_ACTIVATE_TIMEOUT,
+) -> RollbackOutcome:
+    """Return the host to generation ``to`` and re-activate it with ``action``.
+
+    ``action`` is the one the failed step used: ``switch`` and ``boot`` point
+    the profile back at ``to`` (and drop the ``failed`` generation, as
+    deploy-rs does, so a later ``--rollback`` never lands on it); ``test``
+    left the profile alone and only re-activates what it holds.
+    """
+    if to is None:
+        return RollbackOutcome(False, message="no previous generation to roll back to")
+    try:
+        if action in ("switch", "boot"):
+            await switch_generation(runner, profile, to.number, timeout=QUICK_TIMEOUT)
+            if failed is not None and failed != to.number:
+                # a leftover generation is untidy, not unsafe
+                with contextlib.suppress(NixOpError):
+                    await delete_generation(runner, profile, failed, timeout=QUICK_TIMEOUT)
+        res = await switch_to_configuration(runner, to.path, action, env=env, timeout=timeout)
+    except NixOpError as exc:
+        return RollbackOutcome(False, to.number, to.path, f"rollback failed: {exc.message}")
+    if res.rc != 0:
+        what = _fail(f"re-activating generation {to.number}", res).message
+        return RollbackOutcome(False, to.number, to.path, f"rollback incomplete: {what}")
+    return RollbackOutcome(True, to.number, to.path, f"rolled back to generation {to.number}")
+
+
+# -- deployment records ------------------------------------------------------
+
+RECORD_SCRIPT = (
+    'f=$1; shift; mkdir -p -- "$(dirname -- "$f")" && '
+    'printf "%s\\t%s\\t%s\\t%s\\t%s\\n" "$@" >> "$f"'
+)
+
+
+def state_dir_for(profile: str, state_dir: str | None) -> str:
+    """Where deployment records and canaries live: ``state_dir`` or beside the profile."""
+    if state_dir:
+        return state_dir.rstrip("/") or "/"
+    return posixpath.join(posixpath.dirname(profile), ".hlplay")
+
+
+def record_file(profile: str, state_dir: str | None) -> str:
+    return posixpath.join(state_dir_for(profile, state_dir), posixpath.basename(profile) + ".log")
+
+
+async def record_deployment(runner: CommandRunner, file: str, dep: Deployment) -> None:
+    fields = [
+        f"{dep.time:.0f}",
+        str(dep.generation),
+        dep.path,
+        dep.revision,
+        dep.action,
+    ]
+    if any(c in f for f in fields for c in "\t\n"):
+        raise NixOpError("deployment record fields must not contain tabs or newlines")
+    res = await runner(["sh", "-c", RECORD_SCRIPT, "hlplay-record", file, *fields], QUICK_TIMEOUT)
+    if res.rc != 0:
+        raise _fail(f"recording the deployment in {file}", res)
+
+
+async def read_deployments(runner: CommandRunner, file: str) -> list[Deployment]:
+    res = await runner(["tail", "-n", "500", "--", file], QUICK_TIMEOUT)
+    if res.rc != 0:
+        return []
+    out = []
+    for line in res.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 5 or not parts[1].isdigit():
+            continue
+        try:
+            stamp = float(parts[0])
+        except ValueError:
+            continue
+        out.append(Deployment(stamp, int(parts[1]), parts[2], parts[3], parts[4]))
+    return out
+
+
+def revision_of(deployments: Sequence[Deployment], path: str) -> str | None:
+    """The revision most recently deployed as ``path``."""
+    for dep in reversed(deployments):
+        if dep.path == path:
+            return dep.revision
+    return None
+
+
+# -- magic rollback: the confirmation watchdog --------------------------------
+
+# Runs detached on the host. Whoever renames the canary first wins: the
+# controller (``.confirmed``: keep the new system) or this watchdog when the
+# time is up (``.expired``: roll back). The rename is atomic, so a confirmation
+# arriving at the last moment never races a rollback.
+WATCHDOG_SCRIPT = r"""
+canary=$1 profile=$2 timeout=$3 old=$4 new=$5 action=$6
+shift 6
+start=$(date +%s)
+while [ -e "$canary" ]; do
+  now=$(date +%s)
+  if [ $((now - start)) -ge "$timeout" ]; then
+    if mv -- "$canary" "$canary.expired" 2>/dev/null; then
+      {
+        echo "no confirmation within ${timeout}s"
+        if [ -z "$old" ]; then
+          echo "rollback: no previous generation"
+          exit 0
+        fi
+        if [ "$action" = switch ] || [ "$action" = boot ]; then
+          nix-env -p "$profile" --switch-generation "$old" || { echo "rollback: failed"; exit 0; }
+          [ -n "$new" ] && [ "$new" != "$old" ] && nix-env -p "$profile" --delete-generations "$new"
+        fi
+        if env "$@" "$profile/bin/switch-to-configuration" "$action"; then
+          echo "rollback: ok generation $old"
+        else
+          echo "rollback: activation failed generation $old"
+        fi
+      } >> "$canary.expired" 2>&1
+    fi
+    exit 0
+  fi
+  sleep 0.2 2>/dev/null || sleep 1
+done
+rm -f -- "$canary.confirmed"
+"""
+
+# The canary holds "<old> <new> <action>", what a rollback needs.
+LAUNCH_SCRIPT = (
+    'w=$1; shift; printf "%s %s %s\\n" "$4" "$5" "$6" > "$1" || exit 1; '
+    "if command -v setsid >/dev/null 2>&1; then "
+    'setsid sh -c "$w" hlplay-watchdog "$@" </dev/null >/dev/null 2>&1 & '
+    'else sh -c "$w" hlplay-watchdog "$@" </dev/null >/dev/null 2>&1 & fi; '
+    "echo $!"
+)
+
+CONFIRM_SCRIPT = (
+    'if mv -- "$1" "$1.confirmed" 2>/dev/null; then exit 0; fi; '
+    'if [ -e "$1.expired" ]; then cat -- "$1.expired"; rm -f -- "$1.expired"; exit 3; fi; '
+    "exit 4"
+)
+
+
+def canary_path(profile: str, state_dir: str | None, request_id: str) -> str:
+    if not REQUEST_ID_RE.match(request_id):
+        raise NixOpError(f"invalid request id {request_id!r}")
+    return posixpath.join(state_dir_for(profile, state_dir), f"canary-{request_id}")
+
+
+async def arm_watchdog(
+    runner: CommandRunner,
+    *,
+    canary: str,
+    profile: str,
+    timeout: float,
+    old: Generation | None,
+    new: Generation | None,
+    action: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Create the canary and start the detached watchdog on the host.
+
+    The launcher returns at once (the watchdog's output goes to /dev/null, so
+    an SSH channel closes), and ``setsid`` keeps the watchdog alive when the
+    session that started it ends.
+    """
+    check_profile(profile)
+    if action not in ("switch", "test", "boot"):
+        raise NixOpError(f"no watchdog for action {action!r}")
+    env_args = env_prefix(env)[1:]
+    mk = await runner(["mkdir", "-p", "--", posixpath.dirname(canary)], QUICK_TIMEOUT)
+    if mk.rc != 0:
+        raise _fail("creating the state directory", mk)
+    res = await runner(
+        [
+            "sh", "-c", LAUNCH_SCRIPT, "hlplay-launch", WATCHDOG_SCRIPT,
+            canary, profile, str(max(1, round(timeout))),
+            str(old.number) if old else "", str(new.number) if new else "",
+            action, *env_args,
+        ],
+        QUICK_TIMEOUT,
+    )  # fmt: skip
+    if res.rc != 0:
+        raise _fail("arming the confirmation watchdog", res)
+
+
+@dataclass
+class ConfirmOutcome:
+    confirmed: bool
+    message: str = ""
+    rolled_back: bool = False
+    rollback_ok: bool | None = None
+
+
+async def confirm_canary(runner: CommandRunner, canary: str) -> ConfirmOutcome:
+    """Confirm by renaming the canary; tells whether the host had already rolled back."""
+    res = await runner(["sh", "-c", CONFIRM_SCRIPT, "hlplay-confirm", canary], QUICK_TIMEOUT)
+    if res.rc == 0:
+        return ConfirmOutcome(True, "confirmed")
+    if res.rc == 3:
+        text = res.stdout.strip()
+        ok = "rollback: ok" in text
+        lines = " | ".join(t for t in text.splitlines() if t.strip())
+        return ConfirmOutcome(False, lines, rolled_back="rollback:" in text, rollback_ok=ok)
+    if res.rc == 4:
+        return ConfirmOutcome(False, "no confirmation is pending (unknown request id)")
+    return ConfirmOutcome(False, _fail("confirming", res).message)
+
+
+CLAIM_SCRIPT = (
+    'if mv -- "$1" "$1.rejected" 2>/dev/null; then cat -- "$1.rejected"; '
+    'rm -f -- "$1.rejected"; exit 0; fi; '
+    'if [ -e "$1.expired" ]; then cat -- "$1.expired"; rm -f -- "$1.expired"; exit 3; fi; '
+    "exit 4"
+)
+
+
+@dataclass
+class ClaimOutcome:
+    """The controller took the canary away from the watchdog to roll back at once."""
+
+    claimed: bool
+    old: int | None = None
+    new: int | None = None
+    action: str = "switch"
+    message: str = ""  # when not claimed: what the watchdog did, or why not
+
+
+async def claim_canary(runner: CommandRunner, canary: str) -> ClaimOutcome:
+    """Take the canary (the watchdog then stands down) and read what it guarded."""
+    res = await runner(["sh", "-c", CLAIM_SCRIPT, "hlplay-claim", canary], QUICK_TIMEOUT)
+    if res.rc == 0:
+        fields = res.stdout.split()
+        nums = [int(f) if f.isdigit() else None for f in fields[:2]]
+        old, new = [*nums, None, None][:2]
+        action = fields[2] if len(fields) > 2 and fields[2] in ACTIVATE_ACTIONS else "switch"
+        return ClaimOutcome(True, old, new, action)
+    if res.rc == 3:
+        text = " | ".join(t for t in res.stdout.strip().splitlines() if t.strip())
+        return ClaimOutcome(False, message=f"the host had already acted: {text}")
+    if res.rc == 4:
+        return ClaimOutcome(False, message="no confirmation is pending (unknown request id)")
+    return ClaimOutcome(False, message=_fail("claiming the canary", res).message)
