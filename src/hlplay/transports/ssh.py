@@ -78,6 +78,7 @@ class SshTransport(Transport):
         self._hosts: dict[str, _HostConn] = {}
         self._warned_unchecked: set[str] = set()
         self._vars: dict[str, dict[str, Any]] = {}
+        self._executors: dict[str, Executor] = {}
         #: how many SSH connections were opened (each host once, unless one dropped)
         self.connects = 0
 
@@ -388,8 +389,12 @@ class SshTransport(Transport):
         from hlplay.agent.executor import ExecContext, load_executor
 
         hvars = self.host_vars(host)
-        name = str(hvars.get("hlplay_executor") or DEFAULT_EXECUTOR)
-        executor = load_executor(name)
+        executor = self._executors.get(host.name)
+        if executor is None:
+            # One executor per host for the transport's life, as a listener
+            # keeps one for its own: what it learns about the host carries over.
+            executor = load_executor(str(hvars.get("hlplay_executor") or DEFAULT_EXECUTOR))
+            self._executors[host.name] = executor
         nix = self.inventory.settings.nix
 
         async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
@@ -403,7 +408,10 @@ class SshTransport(Transport):
                 if inspect.isawaitable(maybe):
                     await maybe
 
-        options = hvars.get("hlplay_executor_options") or {}
+        raw_options = hvars.get("hlplay_executor_options") or {}
+        options = dict(raw_options) if isinstance(raw_options, Mapping) else {}
+        if hvars.get("hlplay_units_dir"):
+            options.setdefault("units_dir", str(hvars["hlplay_units_dir"]))
         state_dir = hvars.get("hlplay_state_dir")
         ctx = ExecContext(
             hostname=host.name,
@@ -415,63 +423,98 @@ class SshTransport(Transport):
             toplevel_attr=str(hvars.get("hlplay_toplevel_attr") or nix.toplevel_attr),
             progress=report,
             state_dir=str(state_dir) if state_dir else None,
-            options=dict(options) if isinstance(options, Mapping) else {},
+            options=options,
         )
         return executor, ctx
 
     # -- facts ---------------------------------------------------------------
 
     async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
-        """The listener's read-only facts, gathered with plain commands (no shell)."""
+        """The facts a listener reports (same keys), gathered with plain commands."""
         t = timeout if timeout is not None else 30.0
-        await self._connection(host)  # Unreachable before five commands fail alike
+        await self._connection(host)  # Unreachable once, not once per command
         hvars = self.host_vars(host)
         units_dir = hvars.get("hlplay_units_dir")
-        units, loadavg, meminfo, uptime, df = await asyncio.gather(
-            self.run(host, ["systemctl", "--failed", "--plain", "--no-legend"], timeout=t),
+        paths = _disk_paths(hvars)
+        executor, ctx = self._executor_for(host)
+        units_task = (
+            self._failed_units_from_dir(host, str(units_dir), t)
+            if units_dir
+            else self._failed_units_from_systemd(host, t)
+        )
+        (units, source), loadavg, meminfo, uptime, system, *dfs = await asyncio.gather(
+            units_task,
             self.run(host, ["cat", "/proc/loadavg"], timeout=t),
             self.run(host, ["cat", "/proc/meminfo"], timeout=t),
             self.run(host, ["cat", "/proc/uptime"], timeout=t),
-            self.run(host, ["df", "-P", "-k", *_disk_paths(hvars)], timeout=t),
+            self._current(executor, ctx, t),
+            *(self.run(host, ["df", "-P", "-k", "--", p], timeout=t) for p in paths),
         )
-        facts: dict[str, Any] = {
+        now = time.time()
+        gen_time = system.get("generation_time")
+        return {
             "hostname": host.name,
             "tier": host.tier,
             "roles": list(host.roles),
+            "time": now,
+            "failed_units": units,
+            "failed_units_source": source,
+            "load": parse_loadavg(loadavg.stdout) if loadavg.rc == 0 else None,
+            "memory": parse_meminfo(meminfo.stdout) if meminfo.rc == 0 else None,
+            "disk": [
+                parse_df(p, r.rc, r.stdout, r.stderr) for p, r in zip(paths, dfs, strict=True)
+            ],
+            "uptime": parse_uptime(uptime.stdout) if uptime.rc == 0 else None,
+            "generation": system.get("generation"),
+            "revision": system.get("revision"),
+            "store_path": system.get("store_path"),
+            "generation_age": (
+                round(now - gen_time, 1) if isinstance(gen_time, int | float) else None
+            ),
             "transport": self.name,
         }
-        if units.rc != 127:
-            facts["failed_units"] = parse_failed_units(units.stdout)
-        elif units_dir:
-            facts["failed_units"] = await self._failed_units_from_dir(host, str(units_dir), t)
-        else:
-            facts["failed_units"] = []
-        if loadavg.rc == 0:
-            facts["load"] = parse_loadavg(loadavg.stdout)
-        if meminfo.rc == 0:
-            facts["memory"] = parse_meminfo(meminfo.stdout)
-        if uptime.rc == 0:
-            facts["uptime"] = parse_uptime(uptime.stdout)
-        if df.stdout:
-            facts["disk"] = parse_df(df.stdout)
+
+    async def _current(
+        self, executor: Executor, ctx: ExecContext, timeout: float
+    ) -> dict[str, Any]:
         try:
-            executor, ctx = self._executor_for(host)
-            facts["system"] = await asyncio.wait_for(executor.current(ctx), t)
+            return dict(await asyncio.wait_for(executor.current(ctx), timeout))
         except Unreachable:
             raise
-        except Exception as exc:  # facts stay useful without the generation
-            facts["system"] = {"error": f"{type(exc).__name__}: {exc}"}
-        return facts
+        except Exception as exc:  # the other facts stay useful without the generation
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
-    async def _failed_units_from_dir(self, host: Host, path: str, timeout: float) -> list[str]:
-        """Hosts without systemd keep one file per unit, ``<unit>.service``, whose
+    async def _failed_units_from_systemd(
+        self, host: Host, timeout: float
+    ) -> tuple[list[str] | None, str]:
+        booted, units = await asyncio.gather(
+            self.run(host, ["test", "-d", "/run/systemd/system"], timeout=timeout),
+            self.run(
+                host,
+                ["systemctl", "--failed", "--plain", "--no-legend", "--no-pager"],
+                timeout=timeout,
+            ),
+        )
+        if booted.rc != 0 or units.rc != 0:
+            return None, "unavailable"
+        return parse_failed_units(units.stdout), "systemd"
+
+    async def _failed_units_from_dir(
+        self, host: Host, path: str, timeout: float
+    ) -> tuple[list[str] | None, str]:
+        """Hosts without systemd keep one file per unit (``web.service``) whose
         content is its state; the failed ones are those that say ``failed``."""
         found = await self.run(
-            host, ["grep", "-r", "-l", "-x", "-F", "failed", "--", path], timeout=timeout
+            host,
+            ["find", path, "-maxdepth", "1", "-type", "f",
+             "-exec", "grep", "-l", "-x", "-F", "failed", "--", "{}", "+"],
+            timeout=timeout,
+        )  # fmt: skip
+        if found.rc != 0 and found.stderr.strip():  # no such directory, unreadable
+            return None, "units-dir"
+        return sorted(line.rsplit("/", 1)[-1] for line in found.stdout.splitlines() if line), (
+            "units-dir"
         )
-        if found.rc != 0:  # 1: none failed; 2: no such directory
-            return []
-        return sorted(line.rsplit("/", 1)[-1] for line in found.stdout.splitlines() if line)
 
     async def close(self) -> None:
         conns = [s.conn for s in self._hosts.values() if s.conn is not None]
@@ -598,71 +641,57 @@ def _host_key_message(host: Host, known_hosts: str, reason: str) -> str:
 
 
 def parse_failed_units(text: str) -> list[str]:
-    units = []
-    for line in text.splitlines():
-        words = line.split()
-        if words and words[0] != "●":
-            units.append(words[0])
-        elif len(words) > 1:
-            units.append(words[1])
-    return units
+    """``systemctl --failed --plain --no-legend``: the unit is the first word."""
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
-def parse_loadavg(text: str) -> list[float]:
-    parts = text.split()
-    out = []
-    for p in parts[:3]:
-        with contextlib.suppress(ValueError):
-            out.append(float(p))
-    return out
+def parse_loadavg(text: str) -> list[float] | None:
+    try:
+        return [round(float(p), 2) for p in text.split()[:3]]
+    except ValueError:
+        return None
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
-    """Total and available memory in bytes."""
+def parse_meminfo(text: str) -> dict[str, int] | None:
+    """Total and available memory in bytes, as the listener reports them."""
     values: dict[str, int] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        words = rest.split()
-        if not words:
-            continue
-        try:
-            n = int(words[0])
-        except ValueError:
-            continue
-        if len(words) > 1 and words[1] == "kB":
-            n *= 1024
-        values[key.strip()] = n
-    total = values.get("MemTotal", 0)
-    available = values.get("MemAvailable", values.get("MemFree", 0))
-    return {"total": total, "available": available, "used": max(0, total - available)}
+        if key in ("MemTotal", "MemAvailable"):
+            try:
+                values[key] = int(rest.split()[0]) * 1024
+            except (ValueError, IndexError):
+                return None
+    if "MemTotal" not in values:
+        return None
+    return {"total": values["MemTotal"], "available": values.get("MemAvailable", 0)}
 
 
-def parse_uptime(text: str) -> float:
+def parse_uptime(text: str) -> float | None:
     try:
         return float(text.split()[0])
     except (IndexError, ValueError):
-        return 0.0
+        return None
 
 
-def parse_df(text: str) -> dict[str, dict[str, int | float]]:
-    """``df -P -k`` output to {mount: {total, used, available (bytes), use_percent}}."""
-    out: dict[str, dict[str, int | float]] = {}
-    for line in text.splitlines()[1:]:
-        words = line.split()
-        if len(words) < 6:
-            continue
-        try:
-            total, used, avail = (int(w) * 1024 for w in words[1:4])
-        except ValueError:
-            continue
-        mount = " ".join(words[5:])
-        out[mount] = {
-            "total": total,
-            "used": used,
-            "available": avail,
-            "use_percent": round(100.0 * used / total, 1) if total else 0.0,
-        }
-    return out
+def parse_df(path: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """One ``df -P -k PATH``, in the listener's shape (``shutil.disk_usage``'s numbers)."""
+    lines = stdout.splitlines()
+    words = lines[1].split() if rc == 0 and len(lines) > 1 else []
+    try:
+        total, used, free = (int(w) * 1024 for w in words[1:4])
+    except ValueError:
+        words = []
+    if len(words) < 6:
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "df failed"
+        return {"path": path, "error": reason.removeprefix("df: ")}
+    return {
+        "path": path,
+        "total": total,
+        "used": used,
+        "free": free,
+        "percent": round(100.0 * used / total, 1) if total else 0.0,
+    }
 
 
 __all__ = ["SshTransport"]

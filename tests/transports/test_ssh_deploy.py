@@ -1,0 +1,183 @@
+"""Deploy actions and facts over SSH: a host without a listener deploys too."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from fixtures.sshd import Sshd, SshLab
+from hlplay.transports.ssh import SshTransport
+
+pytestmark = pytest.mark.sshd
+
+NOOP = {"hlplay_executor": "noop"}
+
+
+async def test_noop_deploy_over_ssh_completes_while_a_down_host_is_unreachable(
+    ssh_lab_session: SshLab, sshd_fleet: list[Sshd]
+) -> None:
+    hosts = [ssh_lab_session.host(s, vars=NOOP) for s in sshd_fleet]
+    down = ssh_lab_session.down_host("ssh-gone")
+    down = type(down)(**{**down.__dict__, "vars": NOOP})
+    t = SshTransport(ssh_lab_session.inventory([*hosts, down]))
+    seen: list[tuple[str, str]] = []
+
+    async def progress(host: str, line: str) -> None:
+        seen.append((host, line))
+
+    try:
+        outcomes = await t.deploy(
+            [*hosts, down],
+            {"action": "switch", "revision": "main", "options": {"lines": 2}},
+            timeout=30,
+            progress=progress,
+        )
+        assert outcomes["ssh-gone"].status == "unreachable"
+        assert "connection refused" in outcomes["ssh-gone"].message
+        for h in hosts:
+            o = outcomes[h.name]
+            assert (o.status, o.error) == ("completed", None), o
+            assert o.data["generation"] == 2 and o.data["revision"] == "main"
+            assert o.data["transport"] == "ssh" and o.data["executor"] == "noop"
+            assert o.progress == [
+                "noop: step 1/2 of switch main",
+                "noop: step 2/2 of switch main",
+            ]
+            assert (h.name, "noop: step 2/2 of switch main") in seen
+        # the same transport remembers the host's state, as a listener would
+        again = await t.deploy(hosts[:1], {"action": "switch", "revision": "v2"}, timeout=30)
+        assert again[hosts[0].name].data["generation"] == 3
+    finally:
+        await t.close()
+
+
+async def test_invalid_request_is_rejected_without_touching_hosts(
+    ssh_lab_session: SshLab, sshd: Sshd
+) -> None:
+    host = ssh_lab_session.host(sshd, vars=NOOP)
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        bad_rev = await t.deploy([host], {"action": "switch", "revision": "--upgrade; rm -rf /"})
+        assert bad_rev[host.name].status == "rejected"
+        assert bad_rev[host.name].error == "invalid_revision"
+        bad_action = await t.deploy([host], {"action": "reboot", "revision": "main"})
+        assert bad_action[host.name].error == "invalid_action"
+        assert t.connects == 0
+    finally:
+        await t.close()
+
+
+async def test_failed_and_timed_out_deploys_are_failures(
+    ssh_lab_session: SshLab, sshd: Sshd
+) -> None:
+    host = ssh_lab_session.host(sshd, vars=NOOP)
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        failed = await t.deploy(
+            [host], {"action": "switch", "revision": "main", "options": {"fail": True}}
+        )
+        assert (failed[host.name].status, failed[host.name].error) == ("failed", "exec_failed")
+        slow = await t.deploy(
+            [host],
+            {"action": "switch", "revision": "main", "options": {"sleep": 30}},
+            timeout=0.3,
+        )
+        assert (slow[host.name].status, slow[host.name].error) == ("failed", "timeout")
+        assert "did not finish within 0.3s" in slow[host.name].message
+    finally:
+        await t.close()
+
+
+def _fake_nixos_rebuild(bin_dir: Path, log: Path) -> None:
+    # nixos-rebuild needs a NixOS host; this stand-in on the remote PATH records
+    # the argument vector it was given and fails for one revision.
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "nixos-rebuild"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > {log}\n'
+        'case "$*" in *broken*) echo "error: attribute missing" >&2; exit 1;; esac\n'
+        'echo "building the system configuration..."\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+async def test_nixos_rebuild_runs_on_the_host_as_an_argument_vector(
+    ssh_lab_session: SshLab, tmp_path: Path
+) -> None:
+    bin_dir, log = tmp_path / "bin", tmp_path / "argv.log"
+    _fake_nixos_rebuild(bin_dir, log)
+    server = ssh_lab_session.start(
+        "ssh-rebuild", netns=False, set_env={"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    )
+    flake = "git+https://git.example.org/fleet.git"
+    host = ssh_lab_session.host(server, vars={"hlplay_flake": flake})
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        ok = await t.deploy([host], {"action": "boot", "revision": "release/2024.05"})
+        assert ok[host.name].status == "completed", ok[host.name]
+        assert log.read_text().splitlines() == [
+            "boot",
+            "--flake",
+            f"{flake}?ref=release/2024.05#ssh-rebuild",
+        ]
+        bad = await t.deploy([host], {"action": "switch", "revision": "broken"})
+        assert bad[host.name].status == "failed"
+        assert "error: attribute missing" in bad[host.name].message
+    finally:
+        await t.close()
+
+
+async def test_facts_match_the_listeners_shape(
+    ssh_lab_session: SshLab, sshd: Sshd, tmp_path: Path
+) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "web.service").write_text("active\n")
+    (units / "db.service").write_text("failed\n")
+    (units / "cron.service").write_text("failed\n")
+    host = ssh_lab_session.host(
+        sshd,
+        roles=["web"],
+        vars={
+            **NOOP,
+            "hlplay_units_dir": str(units),
+            "hlplay_disk_paths": ["/", "/no/such/disk"],
+        },
+    )
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        facts = await t.facts(host)
+        assert facts["hostname"] == host.name and facts["roles"] == ["web"]
+        assert facts["failed_units"] == ["cron.service", "db.service"]
+        assert facts["failed_units_source"] == "units-dir"
+        assert len(facts["load"]) == 3
+        assert facts["memory"]["total"] > facts["memory"]["available"] > 0
+        assert facts["uptime"] > 0
+        root, missing = facts["disk"]
+        st = os.statvfs("/")
+        assert root["path"] == "/" and root["total"] == st.f_blocks * st.f_frsize
+        assert 0 <= root["percent"] <= 100
+        assert missing["path"] == "/no/such/disk" and "No such file" in missing["error"]
+        assert facts["generation"] == 1  # the noop executor's first generation
+    finally:
+        await t.close()
+
+
+async def test_facts_without_units_dir_or_systemd_say_unavailable(
+    ssh_lab_session: SshLab, sshd: Sshd
+) -> None:
+    host = ssh_lab_session.host(sshd, vars=NOOP)
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        facts = await t.facts(host)
+        if Path("/run/systemd/system").is_dir():
+            assert facts["failed_units_source"] == "systemd"
+            assert isinstance(facts["failed_units"], list)
+        else:
+            assert (facts["failed_units"], facts["failed_units_source"]) == (None, "unavailable")
+    finally:
+        await t.close()
