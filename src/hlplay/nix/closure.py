@@ -280,7 +280,8 @@ def _run(argv: Sequence[str]) -> str:
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
-        raise ClosureError(f"{' '.join(argv[:3])}… failed: {_strip_ansi(detail)}")
+        what = " ".join(a for a in argv[:4] if not a.startswith("-") and a != "nix-command")
+        raise ClosureError(f"{what} failed: {_strip_ansi(detail)}")
     return proc.stdout
 
 
