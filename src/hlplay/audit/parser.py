@@ -8,6 +8,7 @@ broken file becomes one finding instead of an exception.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,12 @@ def parse(source: bytes) -> Parsed:
     tree = _parser().parse(source)
     root = tree.root_node
     if root.has_error:
+        patched = _without_trailing_formal_commas(source, root)
+        if patched is not None:
+            retry = _parser().parse(patched)
+            if not retry.root_node.has_error:
+                tree, root = retry, retry.root_node
+    if root.has_error:
         node = _first_error(root)
         if node is not None:
             return Parsed(tree, SyntaxProblem(_describe(node), *node.start_point))
@@ -66,6 +73,37 @@ def parse(source: bytes) -> Parsed:
         end = root.end_point
         return Parsed(tree, SyntaxProblem("syntax error: the file has no expression", *end))
     return Parsed(tree, None)
+
+
+_TRAILING_COMMA = re.compile(rb",((?:\s|#[^\n]*|/\*.*?\*/)*)\}", re.DOTALL)
+
+
+def _without_trailing_formal_commas(source: bytes, root: Node) -> bytes | None:
+    """The source with ``{ a, b, }:``'s last comma blanked, or None if there is none.
+
+    Nix accepts a comma before the closing brace of a function's set pattern;
+    the grammar does not. A space of the same length keeps every offset.
+    """
+    spans: list[tuple[int, int]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "formals":
+            spans.append((node.start_byte, node.end_byte))
+            continue
+        stack.extend(c for c in node.children if c.has_error)
+    if not spans:
+        return None
+    out = bytearray(source)
+    changed = False
+    for start, end in spans:
+        # the closing brace may lie outside a formals node cut short by the error
+        stop = source.find(b"}", end - 1)
+        window = source[start : (stop + 1 if stop >= 0 else end)]
+        for m in _TRAILING_COMMA.finditer(window):
+            out[start + m.start()] = ord(" ")
+            changed = True
+    return bytes(out) if changed else None
 
 
 def _first_error(node: Node) -> Node | None:
