@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -28,17 +29,24 @@ ACTIONS = BASE_ACTIONS + EXTRA_ACTIONS
 
 #: Statuses that end a request for one host.
 FINAL_STATUSES = frozenset({"rejected", "completed", "failed"})
+#: Every status a listener sends. Progress lines travel as ``started`` responses
+#: with a ``progress`` list, so a homelab-deploy client that knows only the
+#: five statuses of the seed still reads them; ``progress`` is accepted from
+#: peers that send it as a status of its own.
 STATUSES = ("accepted", "rejected", "started", "progress", "completed", "failed")
 
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 REVISION_MAX = 200
 # A NATS subject token: no whitespace, dots or wildcards.
 SUBJECT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-REPLY_SUBJECT_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A reply subject: dot-separated tokens, no wildcards, no empty tokens.
+REPLY_SUBJECT_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+REPLY_SUBJECT_MAX = 255
+REQUEST_ID_MAX = 100
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Error codes carried in a response's ``error`` field (see docs/protocol.md)."""
 
     INVALID_JSON = "invalid_json"
@@ -56,7 +64,13 @@ class ErrorCode(str, Enum):
     TIMEOUT = "timeout"
     EXEC_FAILED = "exec_failed"
     NO_PREVIOUS_GENERATION = "no_previous_generation"
+    NOT_SUPPORTED = "not_supported"
+    INVALID_OPTIONS = "invalid_options"
     INTERNAL = "internal"
+    # Set by the controller, never sent by a listener:
+    PERMISSION_DENIED = "permission_denied"
+    UNREACHABLE = "unreachable"
+    NO_FINAL_STATUS = "no_final_status"
 
 
 class ProtocolError(ValueError):
@@ -90,6 +104,43 @@ def is_subject_token(name: str) -> bool:
     return bool(SUBJECT_TOKEN_RE.match(name))
 
 
+def is_reply_subject(subject: object) -> bool:
+    """True for a subject a listener may publish a response to."""
+    return (
+        isinstance(subject, str)
+        and 0 < len(subject) <= REPLY_SUBJECT_MAX
+        and bool(REPLY_SUBJECT_RE.match(subject))
+    )
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_request_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= REQUEST_ID_MAX and value.isprintable()
+
+
+def salvage_reply(data: bytes | str) -> tuple[str | None, str | None]:
+    """``(reply_to, id)`` of a request that failed validation, where they are sound.
+
+    A rejection should still reach the sender and carry its id; anything
+    unsound is dropped rather than trusted.
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    reply_to = doc.get("reply_to")
+    req_id = doc.get("id")
+    return (
+        reply_to if is_reply_subject(reply_to) else None,
+        req_id if is_request_id(req_id) else None,
+    )
+
+
 @dataclass
 class DeployRequest:
     action: str
@@ -118,7 +169,7 @@ class DeployRequest:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "request too large")
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ProtocolError(ErrorCode.INVALID_JSON, "request is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "request must be a JSON object")
@@ -132,11 +183,14 @@ class DeployRequest:
         reply_to = doc.get("reply_to", "")
         if reply_to is None:
             reply_to = ""
-        if not isinstance(reply_to, str) or (reply_to and not REPLY_SUBJECT_RE.match(reply_to)):
+        if not isinstance(reply_to, str) or (reply_to and not is_reply_subject(reply_to)):
             raise ProtocolError(ErrorCode.INVALID_REPLY_TO, "reply_to is not a valid subject")
         req_id = doc.get("id")
-        if req_id is not None and (not isinstance(req_id, str) or len(req_id) > 100):
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "id must be a short string")
+        if req_id is not None and not is_request_id(req_id):
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                f"id must be a string of at most {REQUEST_ID_MAX} printable characters",
+            )
         options = doc.get("options", {})
         if not isinstance(options, dict):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "options must be an object")
@@ -156,6 +210,16 @@ class DeployResponse:
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    @property
+    def progress_lines(self) -> list[str]:
+        """Progress lines carried by this response (a list, or one string)."""
+        value = self.extra.get("progress")
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return []
+
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
             "hostname": self.hostname,
@@ -173,7 +237,7 @@ class DeployResponse:
     def parse(cls, data: bytes | str) -> DeployResponse:
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ProtocolError(ErrorCode.INVALID_JSON, "response is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "response must be a JSON object")
@@ -181,9 +245,8 @@ class DeployResponse:
         if not isinstance(hostname, str) or not isinstance(status, str):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "response lacks hostname or status")
         error = doc.get("error")
-        extra = {
-            k: v for k, v in doc.items() if k not in ("hostname", "status", "error", "message", "id")
-        }
+        core = ("hostname", "status", "error", "message", "id")
+        extra = {k: v for k, v in doc.items() if k not in core}
         return cls(
             hostname=hostname,
             status=status,

@@ -1,0 +1,771 @@
+"""The listener agent: serves deploy requests, discovery and fact queries over NATS.
+
+One listener runs on each host (``hlplay listen``). It subscribes to the
+subjects expanded from its templates — its host, its tier's ``all`` subject,
+one per role — plus discovery, facts and confirmation, and answers a deploy
+request with a stream of responses:
+
+``rejected`` (validation failed, busy, shutting down), or ``accepted`` →
+``started`` → ``started`` + ``progress`` lines (rate-limited) → ``completed`` |
+``failed`` with ``duration`` and what the executor reports.
+
+Requests that carry an ``id`` are idempotent: the same id again while it runs
+gets ``started`` (and the final status, when it comes, on the new reply
+subject too); after it ran, the stored final status is sent again. That is
+how a controller recovers a final status lost while the NATS server was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from hlplay import __version__
+from hlplay.agent.executor import ExecContext, ExecResult, Executor, load_executor
+from hlplay.agent.facts import collect_facts
+from hlplay.errors import HlplayError
+from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
+from hlplay.proc import run_argv
+from hlplay.protocol.messages import (
+    DeployRequest,
+    DeployResponse,
+    ErrorCode,
+    ProtocolError,
+    is_request_id,
+    is_subject_token,
+    salvage_reply,
+)
+from hlplay.protocol.subjects import ListenerSubjects, SubjectError, listener_subjects
+from hlplay.transports.base import CommandResult
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+log = logging.getLogger("hlplay.listener")
+
+FINISHED_KEPT = 256  # final statuses remembered for replays, by request id
+PROGRESS_BATCH_MAX = 200  # lines kept between two progress messages
+PROGRESS_LINE_MAX = 2000
+RESEND_DELAY = 1.0  # after a reconnect, finals produced offline are sent again
+
+
+class ListenerError(HlplayError):
+    """The listener cannot start (bad options, credentials refused)."""
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    hostname: str
+    tier: str
+    roles: tuple[str, ...] = ()
+    nats_urls: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    nkey_file: str | None = None
+    nkey_seed: str | None = None  # the seed itself, for in-process fleets (bench)
+    flake: str = "."
+    profile: str = DEFAULT_PROFILE
+    toplevel_attr: str = DEFAULT_TOPLEVEL_ATTR
+    executor: str = "nixos-rebuild"
+    timeout: float = 3600.0
+    subjects: SubjectTemplates = field(default_factory=SubjectTemplates)
+    state_dir: str | None = None
+    units_dir: str | None = None
+    disk_paths: tuple[str, ...] = ("/",)
+    progress_interval: float = 0.5
+    shutdown_grace: float = 60.0
+    reconnect_wait: float = 0.5
+
+    def check(self) -> ListenerSubjects:
+        """Validate names and templates; return the subjects to subscribe to."""
+        for what, value in (("hostname", self.hostname), ("tier", self.tier)):
+            if not is_subject_token(value):
+                raise ListenerError(
+                    f"--{what} {value!r} is not a valid name (letters, digits, '-' and '_' only)"
+                )
+        for role in self.roles:
+            if not is_subject_token(role):
+                raise ListenerError(
+                    f"--role {role!r} is not a valid name (letters, digits, '-' and '_' only)"
+                )
+        if not self.timeout > 0:
+            raise ListenerError("--timeout must be a positive number of seconds")
+        if self.progress_interval < 0:
+            raise ListenerError("--progress-interval must not be negative")
+        if not self.nats_urls:
+            raise ListenerError("at least one --nats-url is needed")
+        try:
+            return listener_subjects(
+                self.subjects, hostname=self.hostname, tier=self.tier, roles=self.roles
+            )
+        except SubjectError as exc:
+            raise ListenerError(str(exc)) from None
+
+
+Send = Callable[[DeployResponse], Awaitable[None]]
+
+
+class _ProgressBatcher:
+    """Sends progress lines at most once per interval, batching the lines between."""
+
+    def __init__(
+        self, send: Send, make: Callable[[list[str], int], DeployResponse], interval: float
+    ) -> None:
+        self._send = send
+        self._make = make
+        self._interval = interval
+        self._pending: list[str] = []
+        self._dropped = 0
+        self._last = 0.0
+        self._timer: asyncio.Task[None] | None = None
+
+    async def line(self, text: str) -> None:
+        self._pending.append(text[:PROGRESS_LINE_MAX])
+        if len(self._pending) > PROGRESS_BATCH_MAX:
+            del self._pending[0]
+            self._dropped += 1
+        wait = self._last + self._interval - time.monotonic()
+        if wait <= 0:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._later(wait))
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._timer = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self._timer is not None and self._timer is not asyncio.current_task():
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        lines, dropped = self._pending, self._dropped
+        self._pending, self._dropped = [], 0
+        self._last = time.monotonic()
+        await self._send(self._make(lines, dropped))
+
+
+class _Run:
+    """One deploy request being performed."""
+
+    def __init__(self, request: DeployRequest, reply: str) -> None:
+        self.request = request
+        self.replies: list[str] = [reply] if reply else []
+        self.started = time.monotonic()
+        self.confirmed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.exec_task: asyncio.Task[ExecResult] | None = None
+
+    def add_reply(self, reply: str) -> None:
+        if reply and reply not in self.replies:
+            self.replies.append(reply)
+
+
+class Listener:
+    """A listener for one host. ``await serve()`` runs it until SIGTERM or :meth:`stop`."""
+
+    def __init__(self, config: ListenerConfig, executor: Executor | None = None) -> None:
+        self.config = config
+        self.subjects = config.check()
+        try:
+            self.executor = executor or load_executor(config.executor)
+        except (ValueError, ImportError) as exc:
+            raise ListenerError(f"--executor {config.executor}: {exc}") from None
+        self.nc: Client | None = None
+        self._run: _Run | None = None
+        self._finished: OrderedDict[str, DeployResponse] = OrderedDict()
+        self._undelivered: list[tuple[str, bytes]] = []
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._auth_failed: str | None = None
+        self._auth_event = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._exit_error: str | None = None
+
+    # -- the context executors act in ---------------------------------------------
+
+    def _context(self, run: _Run | None = None, progress: Any = None) -> ExecContext:
+        cfg = self.config
+
+        async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
+            return await run_argv(argv, timeout=timeout, on_line=progress)
+
+        async def wait_confirm(timeout: float) -> bool:
+            if run is None:
+                return False
+            try:
+                await asyncio.wait_for(run.confirmed.wait(), timeout)
+            except TimeoutError:
+                return False
+            return True
+
+        ctx = ExecContext(
+            hostname=cfg.hostname,
+            tier=cfg.tier,
+            roles=cfg.roles,
+            runner=runner,
+            flake=cfg.flake,
+            profile=cfg.profile,
+            toplevel_attr=cfg.toplevel_attr,
+            wait_confirm=wait_confirm,
+            state_dir=cfg.state_dir,
+            options=dict(run.request.options) if run else {},
+        )
+        if progress is not None:
+            ctx.progress = progress
+        return ctx
+
+    # -- connection ---------------------------------------------------------------
+
+    async def _error_cb(self, exc: Exception) -> None:
+        text = str(exc)
+        if "Authorization Violation" in text or type(exc).__name__ == "AuthorizationError":
+            self._auth_failed = text or "authorization violation"
+            self._auth_event.set()
+            return
+        if "permissions violation" in text:
+            log.warning("%s: NATS refused: %s", self.config.hostname, text)
+            return
+        if isinstance(exc, OSError | TimeoutError) or "UnexpectedEOF" in type(exc).__name__:
+            log.debug("%s: NATS connection: %s", self.config.hostname, text or type(exc).__name__)
+            return
+        log.warning("%s: NATS error: %s", self.config.hostname, text or type(exc).__name__)
+
+    async def _disconnected_cb(self) -> None:
+        if not self._stop.is_set():
+            log.warning("%s: disconnected from NATS; reconnecting", self.config.hostname)
+
+    async def _reconnected_cb(self) -> None:
+        log.warning("%s: reconnected to NATS", self.config.hostname)
+        if self._undelivered:
+            self._spawn(self._resend_undelivered())
+
+    async def _closed_cb(self) -> None:
+        if not self._stopping:
+            self._exit_error = "the NATS connection closed for good"
+            self._stop.set()
+
+    async def connect(self) -> None:
+        from nats.aio.client import Client as NATS
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {}
+        if cfg.nkey_seed:
+            kwargs["nkeys_seed_str"] = cfg.nkey_seed
+        elif cfg.nkey_file:
+            try:
+                with open(cfg.nkey_file) as fh:
+                    seed = fh.read().strip()
+            except OSError as exc:
+                raise ListenerError(f"--nkey-file {cfg.nkey_file}: {exc.strerror or exc}") from None
+            if not seed.startswith("SU"):
+                raise ListenerError(f"--nkey-file {cfg.nkey_file}: not an NKey user seed")
+            kwargs["nkeys_seed_str"] = seed
+        nc = NATS()
+        self.nc = nc
+        connecting = asyncio.create_task(
+            nc.connect(
+                servers=list(cfg.nats_urls),
+                name=f"hlplay-listener {cfg.hostname}",
+                error_cb=self._error_cb,
+                disconnected_cb=self._disconnected_cb,
+                reconnected_cb=self._reconnected_cb,
+                closed_cb=self._closed_cb,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=cfg.reconnect_wait,  # type: ignore[arg-type]
+                connect_timeout=2,
+                ping_interval=20,
+                max_outstanding_pings=3,
+                **kwargs,
+            )
+        )
+        auth = asyncio.create_task(self._auth_event.wait())
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({connecting, auth, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            auth.cancel()
+            stop.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if self._auth_failed:
+                raise ListenerError(
+                    f"NATS at {', '.join(cfg.nats_urls)} refused this listener's credentials "
+                    f"({self._auth_failed}); check --nkey-file and the server's users"
+                )
+            raise ListenerError("stopped before connecting to NATS")
+        connecting.result()
+
+    async def start(self) -> None:
+        """Connect and subscribe; returns once the listener is serving."""
+        await self.connect()
+        nc = self.nc
+        assert nc is not None
+        for subject in self.subjects.deploy:
+            await nc.subscribe(subject, cb=self._on_deploy)
+        await nc.subscribe(self.subjects.discover, cb=self._on_discover)
+        await nc.subscribe(self.subjects.facts, cb=self._on_facts)
+        await nc.subscribe(self.subjects.confirm, cb=self._on_confirm)
+        await nc.flush(timeout=5)
+        log.info(
+            "%s: ready (tier %s, executor %s); subscribed to %s",
+            self.config.hostname,
+            self.config.tier,
+            self.executor.name,
+            ", ".join(self.subjects.all()),
+        )
+
+    async def serve(self, *, handle_signals: bool = True) -> None:
+        """Start, serve until stopped, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        if self._exit_error:
+            raise ListenerError(self._exit_error)
+
+    def stop(self) -> None:
+        """Ask the listener to stop (what SIGTERM does)."""
+        if not self._stopping:
+            log.info("%s: stopping; no new requests are taken", self.config.hostname)
+        self._stopping = True
+        self._stop.set()
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Refuse new requests, finish (or abort) the run, deliver its final status."""
+        self._stopping = True
+        self._stop.set()
+        grace = self.config.shutdown_grace if grace is None else grace
+        run = self._run
+        if run is not None and run.task is not None:
+            done, _ = await asyncio.wait({run.task}, timeout=grace)
+            if not done:
+                log.warning("%s: aborting the run after %gs", self.config.hostname, grace)
+                if run.exec_task is not None:
+                    run.exec_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(run.task, 15)
+        nc = self.nc
+        if nc is not None and not nc.is_closed:
+            if self._undelivered:
+                # A final status produced while disconnected: wait for the server a while.
+                for _ in range(100):
+                    if nc.is_connected:
+                        break
+                    await asyncio.sleep(0.1)
+                await self._resend_undelivered(delay=0)
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.drain(), 5)
+            with contextlib.suppress(Exception):
+                await nc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._stopped.set()
+
+    @property
+    def busy(self) -> bool:
+        return self._run is not None
+
+    # -- sending ------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _response(
+        self,
+        status: str,
+        *,
+        error: ErrorCode | str | None = None,
+        message: str = "",
+        req_id: str | None = None,
+        **extra: Any,
+    ) -> DeployResponse:
+        code = error.value if isinstance(error, ErrorCode) else error
+        return DeployResponse(
+            hostname=self.config.hostname,
+            status=status,
+            error=code,
+            message=message,
+            id=req_id,
+            extra=extra,
+        )
+
+    async def _publish(self, subject: str, data: bytes, *, final: bool = False) -> None:
+        nc = self.nc
+        if not subject or nc is None:
+            return
+        if final and not nc.is_connected:
+            self._undelivered.append((subject, data))
+        try:
+            await nc.publish(subject, data)
+        except Exception as exc:  # a reply that cannot go out must not stop us
+            log.warning(
+                "%s: cannot publish to %s: %s",
+                self.config.hostname,
+                subject,
+                str(exc) or type(exc).__name__,
+            )
+            if final and (subject, data) not in self._undelivered:
+                self._undelivered.append((subject, data))
+
+    async def _send(self, subjects: Sequence[str], resp: DeployResponse) -> None:
+        data = resp.to_json()
+        for subject in subjects:
+            await self._publish(subject, data, final=resp.final)
+        if resp.final and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=5)
+
+    async def _resend_undelivered(self, delay: float = RESEND_DELAY) -> None:
+        # Sent again a moment after reconnecting: the controller's inbox
+        # subscription may come back after ours.
+        await asyncio.sleep(delay)
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return
+        pending, self._undelivered = self._undelivered, []
+        for subject, data in pending:
+            with contextlib.suppress(Exception):
+                await nc.publish(subject, data)
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=5)
+        if pending:
+            log.info(
+                "%s: delivered %d final status(es) after reconnecting",
+                self.config.hostname,
+                len(pending),
+            )
+
+    # -- deploy requests ------------------------------------------------------------
+
+    async def _on_deploy(self, msg: Msg) -> None:
+        try:
+            await self._handle_deploy(msg)
+        except Exception:  # one bad request never stops the listener
+            log.exception("%s: error handling a request on %s", self.config.hostname, msg.subject)
+
+    async def _handle_deploy(self, msg: Msg) -> None:
+        try:
+            req = DeployRequest.parse(msg.data)
+        except ProtocolError as exc:
+            reply_to, req_id = salvage_reply(msg.data)
+            log.info(
+                "%s: rejected a request on %s: %s", self.config.hostname, msg.subject, exc.message
+            )
+            await self._send(
+                [reply_to or msg.reply],
+                self._response("rejected", error=exc.code, message=exc.message, req_id=req_id),
+            )
+            return
+        reply = req.reply_to or msg.reply
+        if req.id is not None:
+            done = self._finished.get(req.id)
+            if done is not None:
+                await self._send([reply], done)
+                return
+            run = self._run
+            if run is not None and run.request.id == req.id:
+                run.add_reply(reply)
+                await self._send(
+                    [reply],
+                    self._response(
+                        "started",
+                        message="already running this request",
+                        req_id=req.id,
+                        action=req.action,
+                    ),
+                )
+                return
+        if self._stopping:
+            await self._send(
+                [reply],
+                self._response(
+                    "rejected",
+                    error=ErrorCode.SHUTTING_DOWN,
+                    message="the listener is shutting down",
+                    req_id=req.id,
+                ),
+            )
+            return
+        current = self._run
+        if current is not None:
+            running = current.request
+            await self._send(
+                [reply],
+                self._response(
+                    "rejected",
+                    error=ErrorCode.ALREADY_RUNNING,
+                    message=f"a {running.action} of {running.revision} is already running "
+                    f"(for {time.monotonic() - current.started:.0f}s"
+                    + (f", request {running.id})" if running.id else ")"),
+                    req_id=req.id,
+                ),
+            )
+            return
+        run = _Run(req, reply)
+        self._run = run  # no await since the check above: the lock is atomic
+        log.info(
+            "%s: %s %s (request %s) from %s",
+            self.config.hostname,
+            req.action,
+            req.revision,
+            req.id or "-",
+            msg.subject,
+        )
+        await self._send(
+            run.replies,
+            self._response(
+                "accepted", message=f"{req.action} of {req.revision} accepted", req_id=req.id
+            ),
+        )
+        await self._send(
+            run.replies,
+            self._response(
+                "started",
+                message=f"running {req.action} of {req.revision} with {self.executor.name}",
+                req_id=req.id,
+                action=req.action,
+            ),
+        )
+        run.task = asyncio.create_task(self._execute(run))
+        self._tasks.add(run.task)
+        run.task.add_done_callback(self._tasks.discard)
+
+    def _run_timeout(self, req: DeployRequest) -> float:
+        timeout = self.config.timeout
+        asked = req.options.get("timeout")
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and 0 < asked < timeout:
+            timeout = float(asked)
+        return timeout
+
+    async def _execute(self, run: _Run) -> None:
+        req = run.request
+
+        async def send_progress(resp: DeployResponse) -> None:
+            await self._send(run.replies, resp)
+
+        def make_progress(lines: list[str], dropped: int) -> DeployResponse:
+            extra: dict[str, Any] = {"progress": lines}
+            if dropped:
+                extra["progress_dropped"] = dropped
+            return self._response("started", message=lines[-1], req_id=req.id, **extra)
+
+        batcher = _ProgressBatcher(send_progress, make_progress, self.config.progress_interval)
+        ctx = self._context(run, batcher.line)
+        timeout = self._run_timeout(req)
+        run.exec_task = asyncio.ensure_future(self.executor.execute(req, ctx))
+        done, _ = await asyncio.wait({run.exec_task}, timeout=timeout)
+        if not done:
+            run.exec_task.cancel()
+            with contextlib.suppress(BaseException):
+                await run.exec_task
+            result = ExecResult(
+                ok=False,
+                error=ErrorCode.TIMEOUT,
+                message=f"the run took longer than {timeout:g}s and was stopped",
+            )
+        elif run.exec_task.cancelled():
+            result = ExecResult(
+                ok=False,
+                error=ErrorCode.SHUTTING_DOWN,
+                message="the listener stopped and aborted the run",
+            )
+        elif run.exec_task.exception() is not None:
+            exc = run.exec_task.exception()
+            log.error("%s: executor error: %r", self.config.hostname, exc)
+            result = ExecResult(
+                ok=False,
+                error=ErrorCode.INTERNAL,
+                message=f"executor error: {type(exc).__name__}: {exc}",
+            )
+        else:
+            result = run.exec_task.result()
+        with contextlib.suppress(Exception):
+            await batcher.flush()
+        extra: dict[str, Any] = {"action": req.action}
+        extra.update(result.data)
+        extra.setdefault("revision", req.revision)
+        extra["duration"] = round(time.monotonic() - run.started, 3)
+        final = self._response(
+            "completed" if result.ok else "failed",
+            error=None if result.ok else (result.error or ErrorCode.EXEC_FAILED),
+            message=result.message,
+            req_id=req.id,
+            **extra,
+        )
+        if req.id is not None:
+            self._finished[req.id] = final
+            while len(self._finished) > FINISHED_KEPT:
+                self._finished.popitem(last=False)
+        self._run = None
+        log.info(
+            "%s: %s %s: %s %s",
+            self.config.hostname,
+            req.action,
+            req.revision,
+            final.status,
+            result.message,
+        )
+        await self._send(run.replies, final)
+
+    # -- confirmation, discovery, facts -----------------------------------------------
+
+    async def _reply_json(self, msg: Msg, doc: dict[str, Any]) -> None:
+        if msg.reply:
+            await self._publish(msg.reply, json.dumps(doc, default=str).encode())
+
+    async def _on_confirm(self, msg: Msg) -> None:
+        try:
+            doc = json.loads(msg.data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            doc = None
+        req_id = doc.get("id") if isinstance(doc, dict) else None
+        run = self._run
+        ok = is_request_id(req_id) and run is not None and run.request.id == req_id
+        if ok and run is not None:
+            run.confirmed.set()
+            log.info("%s: run %s confirmed", self.config.hostname, req_id)
+        await self._reply_json(
+            msg,
+            {
+                "hostname": self.config.hostname,
+                "id": req_id if is_request_id(req_id) else None,
+                "confirmed": ok,
+                "message": "confirmed" if ok else "no run with this id is waiting",
+            },
+        )
+
+    async def discovery_info(self) -> dict[str, Any]:
+        try:
+            current = await self.executor.current(self._context())
+        except Exception as exc:  # discovery must answer regardless
+            current = {"error": f"{type(exc).__name__}: {exc}"}
+        run = self._run
+        return {
+            "hostname": self.config.hostname,
+            "tier": self.config.tier,
+            "roles": list(self.config.roles),
+            "version": __version__,
+            "protocol": 1,
+            "executor": self.executor.name,
+            "subjects": list(self.subjects.deploy),
+            "generation": current.get("generation"),
+            "revision": current.get("revision"),
+            "store_path": current.get("store_path"),
+            "busy": run is not None,
+            "running": (
+                {
+                    "id": run.request.id,
+                    "action": run.request.action,
+                    "revision": run.request.revision,
+                }
+                if run is not None
+                else None
+            ),
+            "stopping": self._stopping,
+        }
+
+    async def _on_discover(self, msg: Msg) -> None:
+        try:
+            await self._reply_json(msg, await self.discovery_info())
+        except Exception:
+            log.exception("%s: discovery failed", self.config.hostname)
+
+    async def _on_facts(self, msg: Msg) -> None:
+        try:
+            facts = await collect_facts(
+                self._context(),
+                self.executor,
+                units_dir=self.config.units_dir,
+                disk_paths=self.config.disk_paths,
+            )
+            facts["busy"] = self._run is not None
+            await self._reply_json(msg, facts)
+        except Exception:
+            log.exception("%s: facts failed", self.config.hostname)
+
+
+async def run_listener(config: ListenerConfig) -> None:
+    await Listener(config).serve()
+
+
+# -- many listeners in one process (benchmarks only) -----------------------------------
+
+
+async def run_many(configs: Sequence[ListenerConfig], *, concurrency: int = 50) -> None:
+    """Run many listeners in this process until SIGTERM/SIGINT or stdin closes.
+
+    Prints ``ready <n>`` on stdout once every listener is subscribed.
+    """
+    listeners = [Listener(c) for c in configs]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def start(listener: Listener) -> None:
+        async with gate:
+            await listener.start()
+
+    await asyncio.gather(*(start(x) for x in listeners))
+    print(f"ready {len(listeners)}", flush=True)
+
+    async def stdin_closed() -> None:
+        await asyncio.to_thread(sys.stdin.read)
+        stop.set()
+
+    watcher = asyncio.create_task(stdin_closed())
+    await stop.wait()
+    watcher.cancel()
+    await asyncio.gather(*(x.shutdown(grace=5) for x in listeners), return_exceptions=True)
+
+
+def run_many_main(argv: Sequence[str] | None = None) -> None:
+    """``python -c 'from hlplay.agent.listener import run_many_main; run_many_main()' SPEC``.
+
+    SPEC is JSON: ``{"urls": [...], "seed": "SU…", "tier": "t", "hosts": ["h1", …],
+    "roles": [...], "executor": "noop", "progress_interval": 0.5}``.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec = json.loads(args[0])
+    logging.basicConfig(level=spec.get("log_level", "WARNING"), format="%(levelname)s %(message)s")
+    base = ListenerConfig(
+        hostname="x",
+        tier=spec["tier"],
+        roles=tuple(spec.get("roles", ())),
+        nats_urls=tuple(spec["urls"]),
+        nkey_seed=spec.get("seed"),
+        executor=spec.get("executor", "noop"),
+        progress_interval=float(spec.get("progress_interval", 0.5)),
+        disk_paths=("/",),
+    )
+    configs = [replace(base, hostname=h) for h in spec["hosts"]]
+    asyncio.run(run_many(configs))

@@ -1,0 +1,1 @@
+"""NATS credentials: NKey seeds and the nats-server authorization config."""

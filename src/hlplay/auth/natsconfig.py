@@ -1,0 +1,193 @@
+"""The nats-server authorization config for a fleet, from its inventory.
+
+Users (all NKey):
+
+* one **listener** per listener host: may subscribe to its own subjects only
+  (host, tier, each of its roles, discovery, facts, confirmation) and publish
+  only responses (``_INBOX.>``, ``deploy.responses.>``, plus
+  ``allow_responses``);
+* one **tier deployer** per tier (``deployer-<tier>``) with a key: may publish
+  deploy, facts and confirmation subjects of that tier and discovery, and
+  subscribe to reply inboxes;
+* the **admin** deployer: the same for every tier of the inventory.
+
+Public keys come from, in order: ``keys`` given by the caller, a host's
+``nkey`` variable (listeners), ``<keys_dir>/<name>.pub``, ``<keys_dir>/<name>.seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hlplay.auth.keys import find_public_key, is_user_public_key
+from hlplay.errors import HlplayError
+from hlplay.inventory.model import Host, Inventory, SubjectTemplates
+from hlplay.protocol.subjects import expand, listener_subjects, tier_patterns
+
+ADMIN = "admin"
+DEPLOYER_PREFIX = "deployer-"
+REPLY_SUBJECTS = ("_INBOX.>", "deploy.responses.>")
+
+
+class NatsConfigError(HlplayError):
+    """The authorization config cannot be generated."""
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    name: str
+    kind: str  # "listener" | "deployer" | "admin"
+    nkey: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    allow_responses: bool = False
+    comment: str = ""
+
+
+def tiers_of(inventory: Inventory) -> list[str]:
+    return list(dict.fromkeys(h.tier for h in inventory.hosts.values()))
+
+
+def listener_user(host: Host, nkey: str, templates: SubjectTemplates) -> NatsUser:
+    subjects = listener_subjects(templates, hostname=host.name, tier=host.tier, roles=host.roles)
+    roles = ", ".join(host.roles) or "none"
+    return NatsUser(
+        name=host.name,
+        kind="listener",
+        nkey=nkey,
+        publish=REPLY_SUBJECTS,
+        subscribe=subjects.all(),
+        allow_responses=True,
+        comment=f"listener {host.name} (tier {host.tier}, roles {roles})",
+    )
+
+
+def deployer_user(
+    name: str, nkey: str, tiers: Sequence[str], templates: SubjectTemplates, kind: str
+) -> NatsUser:
+    publish: list[str] = []
+    for tier in tiers:
+        publish += tier_patterns(templates, tier)
+    publish.append(expand(templates.discover, tier="_", hostname="_"))
+    return NatsUser(
+        name=name,
+        kind=kind,
+        nkey=nkey,
+        publish=tuple(dict.fromkeys(publish)),
+        subscribe=REPLY_SUBJECTS,
+        comment=f"{kind} {name} (tiers {', '.join(tiers)})",
+    )
+
+
+@dataclass
+class _Keys:
+    given: Mapping[str, str]
+    keys_dir: str | None
+    missing: list[str] = field(default_factory=list)
+
+    def lookup(self, name: str, host: Host | None = None, *, required: bool) -> str | None:
+        value = self.given.get(name)
+        if value is None and host is not None and "nkey" in host.vars:
+            value = str(host.vars["nkey"])
+            if not is_user_public_key(value):
+                where = f"{host.location}: " if host.location else ""
+                raise NatsConfigError(
+                    f"{where}host {host.name}: 'nkey' is not an NKey user public key "
+                    "(U followed by 55 characters)"
+                )
+        if value is None and self.keys_dir:
+            value = find_public_key(name, self.keys_dir)
+        if value is None and required:
+            self.missing.append(name)
+        return value
+
+
+def plan_users(
+    inventory: Inventory,
+    *,
+    keys_dir: str | os.PathLike[str] | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> list[NatsUser]:
+    templates = inventory.settings.nats.subjects
+    lookup = _Keys(dict(keys or {}), str(keys_dir) if keys_dir else None)
+    users: list[NatsUser] = []
+    for host in inventory.hosts.values():
+        if not host.has_listener:
+            continue
+        nkey = lookup.lookup(host.name, host, required=True)
+        if nkey is not None:
+            users.append(listener_user(host, nkey, templates))
+    if lookup.missing:
+        names = ", ".join(lookup.missing)
+        raise NatsConfigError(
+            f"no NKey for listener host(s) {names}: set a host's 'nkey' variable, or put "
+            f"<host>.pub files in --keys-dir (hlplay keys new HOST --dir DIR)"
+        )
+    tiers = tiers_of(inventory)
+    for tier in tiers:
+        name = DEPLOYER_PREFIX + tier
+        nkey = lookup.lookup(name, required=False)
+        if nkey is not None:
+            users.append(deployer_user(name, nkey, [tier], templates, "deployer"))
+    nkey = lookup.lookup(ADMIN, required=False)
+    if nkey is not None:
+        users.append(deployer_user(ADMIN, nkey, tiers, templates, "admin"))
+    if not any(u.kind != "listener" for u in users):
+        raise NatsConfigError(
+            "no deployer key: create 'admin' and/or 'deployer-<tier>' keys "
+            "(hlplay keys new admin --dir DIR) so that someone may deploy"
+        )
+    seen: dict[str, str] = {}
+    for user in users:
+        if user.nkey in seen:
+            raise NatsConfigError(
+                f"{user.name} and {seen[user.nkey]} share the same NKey; every user needs its own"
+            )
+        seen[user.nkey] = user.name
+    return users
+
+
+def _list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+def render_users(users: Sequence[NatsUser]) -> str:
+    out = ["authorization {", "  users = ["]
+    for user in users:
+        out.append(f"    # {user.comment}")
+        out.append("    {")
+        out.append(f"      nkey: {json.dumps(user.nkey)}")
+        out.append("      permissions: {")
+        out.append(f"        publish: {{ allow: {_list(user.publish)} }}")
+        out.append(f"        subscribe: {{ allow: {_list(user.subscribe)} }}")
+        if user.allow_responses:
+            out.append("        allow_responses: true")
+        out.append("      }")
+        out.append("    }")
+    out.append("  ]")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_config(
+    inventory: Inventory,
+    *,
+    keys_dir: str | os.PathLike[str] | None = None,
+    keys: Mapping[str, str] | None = None,
+    extra: str = "",
+) -> str:
+    """A nats-server config (authorization block) for ``inventory``.
+
+    ``keys`` maps user names (host names, ``admin``, ``deployer-<tier>``) to
+    public keys and wins over the other sources; ``extra`` is appended as is
+    (e.g. ``max_payload``, ``jetstream``).
+    """
+    users = plan_users(inventory, keys_dir=keys_dir, keys=keys)
+    head = (
+        "# nats-server authorization for an hlplay fleet, generated by `hlplay nats config`.\n"
+        "# Regenerate it whenever hosts, tiers, roles or keys change.\n"
+    )
+    return head + render_users(users) + (("\n" + extra.rstrip() + "\n") if extra else "")

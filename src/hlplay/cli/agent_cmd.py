@@ -1,0 +1,184 @@
+"""``hlplay listen``, ``hlplay keys new`` and ``hlplay nats config``.
+
+Every ``listen`` option can also come from the environment as
+``HLPLAY_LISTEN_<NAME>`` (``HLPLAY_LISTEN_NATS_URL``, ``HLPLAY_LISTEN_ROLE``…;
+repeatable options take several values separated by spaces). The NixOS module
+maps its options onto these flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
+
+ENV = "HLPLAY_LISTEN_"
+DEFAULTS = SubjectTemplates()
+
+
+def _env(name: str) -> str:
+    return ENV + name.upper().replace("-", "_")
+
+
+def _opt(name: str, *dest: str, **kwargs: Any) -> Any:
+    return click.option(f"--{name}", *dest, envvar=_env(name), show_envvar=True, **kwargs)
+
+
+@click.command(context_settings={"show_default": True})
+@_opt("hostname", default=None, help="This host's name. [default: the system host name]")
+@_opt("tier", required=True, help="This host's tier (e.g. test, prod).")
+@_opt("role", "roles", multiple=True, help="A role of this host (repeatable).")
+@_opt(
+    "nats-url",
+    "nats_urls",
+    multiple=True,
+    default=("nats://127.0.0.1:4222",),
+    help="NATS server URL (repeatable).",
+)
+@_opt("nkey-file", default=None, help="NKey seed file of this listener's NATS user.")
+@_opt("flake", default=".", help="Flake URL of the configuration (without ?ref and #host).")
+@_opt("profile", default=DEFAULT_PROFILE, help="System profile.")
+@_opt("toplevel-attr", default=DEFAULT_TOPLEVEL_ATTR, help="Flake attribute of the system.")
+@_opt(
+    "executor",
+    default="nixos-rebuild",
+    type=click.Choice(["nixos-rebuild", "nix", "noop"]),
+    help="What performs a deploy.",
+)
+@_opt("timeout", default=3600.0, type=float, help="Seconds a run may take before it is ended.")
+@_opt("subject-host", default=DEFAULTS.host, help="Subject template for this host.")
+@_opt("subject-tier", default=DEFAULTS.tier, help="Subject template for the whole tier.")
+@_opt("subject-role", default=DEFAULTS.role, help="Subject template for each role.")
+@_opt("discover-subject", default=DEFAULTS.discover, help="Discovery subject.")
+@_opt("facts-subject", default=DEFAULTS.facts, help="Fact query subject template.")
+@_opt("confirm-subject", default=DEFAULTS.confirm, help="Confirmation subject template.")
+@_opt("state-dir", default=None, help="Directory for the listener's state (revision…).")
+@_opt(
+    "units-dir",
+    default=None,
+    help="Directory of <unit> files holding 'active' or 'failed' (instead of systemctl).",
+)
+@_opt("disk-path", "disk_paths", multiple=True, default=("/",), help="Disk to report (repeatable).")
+@_opt(
+    "progress-interval", default=0.5, type=float, help="Seconds between two progress messages."
+)
+@_opt(
+    "log-level",
+    default="info",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Logging verbosity.",
+)
+def listen(**opts: Any) -> None:
+    """Run the listener agent: serve deploy requests, discovery and facts over NATS."""
+    from hlplay.agent.listener import ListenerConfig, run_listener
+
+    logging.basicConfig(
+        level=getattr(logging, opts["log_level"].upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
+    hostname = opts["hostname"] or socket.gethostname().split(".")[0]
+    config = ListenerConfig(
+        hostname=hostname,
+        tier=opts["tier"],
+        roles=tuple(opts["roles"]),
+        nats_urls=tuple(opts["nats_urls"]),
+        nkey_file=opts["nkey_file"],
+        flake=opts["flake"],
+        profile=opts["profile"],
+        toplevel_attr=opts["toplevel_attr"],
+        executor=opts["executor"],
+        timeout=opts["timeout"],
+        subjects=SubjectTemplates(
+            host=opts["subject_host"],
+            tier=opts["subject_tier"],
+            role=opts["subject_role"],
+            discover=opts["discover_subject"],
+            facts=opts["facts_subject"],
+            confirm=opts["confirm_subject"],
+        ),
+        state_dir=opts["state_dir"],
+        units_dir=opts["units_dir"],
+        disk_paths=tuple(opts["disk_paths"]),
+        progress_interval=opts["progress_interval"],
+    )
+    config.check()
+    asyncio.run(run_listener(config))
+
+
+@click.group()
+def keys() -> None:
+    """Create NKey credentials for listeners and deployers."""
+
+
+@keys.command("new")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", show_default=True, help="Where to write.")
+@click.option("--force", is_flag=True, help="Replace an existing key.")
+def keys_new(name: str, directory: str, force: bool) -> None:
+    """Write NAME.seed (mode 0600) and NAME.pub; print the public key."""
+    from hlplay.auth.keys import new_named
+
+    click.echo(new_named(name, directory, force=force))
+
+
+@click.group()
+def nats() -> None:
+    """Generate nats-server configuration for the fleet."""
+
+
+@nats.command("config")
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory",
+    multiple=True,
+    default=("./inventory",),
+    envvar="HLPLAY_INVENTORY",
+    show_default=True,
+    help="Inventory file or directory (repeatable).",
+)
+@click.option(
+    "--keys-dir",
+    default=None,
+    help="Directory of <name>.pub / <name>.seed keys (hosts, admin, deployer-<tier>).",
+)
+@click.option(
+    "--new-keys",
+    is_flag=True,
+    help="Create the missing keys (every listener host, admin, deployer-<tier>) in --keys-dir.",
+)
+@click.option("--out", default=None, help="Write the config to FILE instead of stdout.")
+def nats_config(
+    inventory: tuple[str, ...], keys_dir: str | None, new_keys: bool, out: str | None
+) -> None:
+    """Write a nats-server authorization config from the inventory."""
+    from hlplay.auth.keys import find_public_key, new_named
+    from hlplay.auth.natsconfig import ADMIN, DEPLOYER_PREFIX, render_config, tiers_of
+    from hlplay.errors import OptionsError
+    from hlplay.inventory.loader import load_inventory
+
+    inv = load_inventory(list(inventory))
+    if new_keys:
+        if not keys_dir:
+            raise OptionsError("--new-keys needs --keys-dir")
+        names = [h.name for h in inv.hosts.values() if h.has_listener and "nkey" not in h.vars]
+        names += [DEPLOYER_PREFIX + t for t in tiers_of(inv)] + [ADMIN]
+        for name in names:
+            if find_public_key(name, keys_dir) is None:
+                new_named(name, keys_dir)
+                click.echo(f"created {Path(keys_dir) / name}.seed", err=True)
+    text = render_config(inv, keys_dir=keys_dir)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)

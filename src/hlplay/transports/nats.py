@@ -1,0 +1,693 @@
+"""The NATS transport: the controller side of the listener protocol.
+
+A deploy compiles the selected hosts into the fewest subjects that reach
+exactly them (``deploy.<tier>.all``, ``deploy.<tier>.role.<role>``,
+``deploy.<tier>.<host>``), publishes ONE request per subject — all with the
+same request id, each with its own reply inbox — and gathers the stream of
+responses per host until every expected host has a final status or the
+deadline passes.
+
+* A host that never answers is *unreachable*; one that answered but sent no
+  final status by the deadline has *failed* (``no_final_status``).
+* Replies from hosts nobody expected are logged and kept in :attr:`stray`,
+  never counted; replies carrying another request id are ignored.
+* A permission refusal by the server (``permissions violation for publish to
+  "…"``) fails every host of that subject at once, saying so.
+* When the connection to the server comes back after an outage, the request
+  is published again to the subjects still owing final statuses: listeners
+  recognise the request id and answer with the run's state or its stored
+  final status instead of running it twice.
+
+Arbitrary commands are not available over NATS: :meth:`run` raises
+:class:`NotSupported`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hlplay.inventory.model import Host, Inventory
+from hlplay.inventory.targets import NatsTarget
+from hlplay.protocol.messages import (
+    DeployRequest,
+    DeployResponse,
+    ErrorCode,
+    ProtocolError,
+    new_request_id,
+)
+from hlplay.protocol.subjects import expand, host_subjects
+from hlplay.transports.base import (
+    CommandResult,
+    DeployOutcome,
+    NotSupported,
+    ProgressCallback,
+    Transport,
+    Unreachable,
+)
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+log = logging.getLogger("hlplay.transport.nats")
+
+NOT_SUPPORTED_RUN = (
+    "arbitrary commands are not available over NATS; "
+    "listener hosts accept deploy actions and fact queries only"
+)
+PERMISSION_RE = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
+REPUBLISH_DELAYS = (0.0, 1.0)  # after a reconnect
+
+
+class NatsPermissionError(Unreachable):
+    """The NATS server refused to let these credentials publish or subscribe."""
+
+
+def permission_message(kind: str, subject: str) -> str:
+    if kind == "publish":
+        return f"permission denied: these credentials may not publish to {subject}"
+    return (
+        f"permission denied: these credentials may not subscribe to {subject}, "
+        "so no reply can be received"
+    )
+
+
+@dataclass
+class _Target:
+    index: int
+    subject: str
+    hosts: frozenset[str]
+    reply: str = ""
+    answered: bool = False
+
+
+@dataclass
+class _HostState:
+    status: str | None = None
+    final: DeployResponse | None = None
+    outcome: DeployOutcome | None = None
+    progress: list[str] = field(default_factory=list)
+    last_message: str = ""
+
+
+class _Gather:
+    """Replies of one deploy request, per host."""
+
+    def __init__(
+        self,
+        request_id: str,
+        targets: list[_Target],
+        progress: ProgressCallback | None,
+        stray: list[dict[str, Any]],
+    ) -> None:
+        self.request_id = request_id
+        self.targets = targets
+        self.progress_cb = progress
+        self.stray = stray
+        self.expected: dict[str, _Target] = {}
+        for target in targets:
+            for host in target.hosts:
+                self.expected.setdefault(host, target)
+        self.state = {host: _HostState() for host in self.expected}
+        self.done = asyncio.Event()
+        self.republished = False
+        self.payloads: dict[int, bytes] = {}
+        self._check_done()
+
+    def pending_targets(self) -> list[_Target]:
+        return [
+            t
+            for t in self.targets
+            if any(self.state[h].outcome is None for h in t.hosts if h in self.state)
+        ]
+
+    def _check_done(self) -> None:
+        if all(s.outcome is not None for s in self.state.values()):
+            self.done.set()
+
+    def settle(self, host: str, outcome: DeployOutcome) -> None:
+        st = self.state[host]
+        if st.outcome is None:
+            outcome.progress = st.progress
+            st.outcome = outcome
+            self._check_done()
+
+    def deny(self, kind: str, subject: str) -> None:
+        """The server refused ``subject``: settle the hosts it concerns at once."""
+        message = permission_message(kind, subject)
+        for target in self.targets:
+            concerned = kind == "subscription" or target.subject == subject
+            if not concerned:
+                continue
+            for host in target.hosts:
+                if host in self.state:
+                    self.settle(
+                        host,
+                        DeployOutcome(
+                            host=host,
+                            status="failed",
+                            error=ErrorCode.PERMISSION_DENIED.value,
+                            message=message,
+                            data={"request_id": self.request_id, "subject": target.subject},
+                        ),
+                    )
+
+    async def on_msg(self, msg: Msg) -> None:
+        try:
+            await self._on_msg(msg)
+        except Exception:  # a bad reply must not end the gathering
+            log.exception("bad reply on %s", msg.subject)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            target = self.targets[int(msg.subject.rsplit(".", 1)[1])]
+        except (ValueError, IndexError):
+            return
+        headers = msg.headers or {}
+        if headers.get("Status") == "503":
+            # Nobody subscribes to the subject: no listener can answer.
+            if not self.republished and not target.answered:
+                for host in target.hosts:
+                    if host in self.state and self.state[host].status is None:
+                        self.settle(
+                            host,
+                            DeployOutcome(
+                                host=host,
+                                status="unreachable",
+                                error=ErrorCode.UNREACHABLE.value,
+                                message=f"no listener is subscribed to {target.subject}",
+                                data={"request_id": self.request_id, "subject": target.subject},
+                            ),
+                        )
+            return
+        try:
+            resp = DeployResponse.parse(msg.data)
+        except ProtocolError as exc:
+            log.warning("unreadable reply on %s: %s", target.subject, exc.message)
+            return
+        if resp.id is not None and resp.id != self.request_id:
+            log.debug("ignoring a reply from %s to an older request %s", resp.hostname, resp.id)
+            return
+        target.answered = True
+        host = resp.hostname
+        st = self.state.get(host)
+        if st is None:
+            self.stray.append(
+                {
+                    "host": host,
+                    "subject": target.subject,
+                    "status": resp.status,
+                    "request_id": self.request_id,
+                    "message": resp.message,
+                }
+            )
+            if resp.status in ("accepted", "rejected"):
+                log.warning(
+                    "host %s answered on %s but was not selected; its replies are not counted",
+                    host,
+                    target.subject,
+                )
+            return
+        if st.outcome is not None:
+            return
+        if (
+            resp.status == "rejected"
+            and resp.error == ErrorCode.ALREADY_RUNNING.value
+            and st.status in ("accepted", "started")
+        ):
+            # Our own request, published again after a reconnect, met the run
+            # it had started: not a refusal.
+            return
+        st.status = resp.status
+        if resp.message:
+            st.last_message = resp.message
+        lines = resp.progress_lines
+        if lines:
+            st.progress.extend(lines)
+            if self.progress_cb is not None:
+                for line in lines:
+                    result = self.progress_cb(host, line)
+                    if inspect.isawaitable(result):
+                        await result
+        if resp.final:
+            st.final = resp
+            data = {k: v for k, v in resp.extra.items() if k not in ("progress",)}
+            data["request_id"] = self.request_id
+            data["subject"] = target.subject
+            self.settle(
+                host,
+                DeployOutcome(
+                    host=host,
+                    status=resp.status,
+                    error=resp.error,
+                    message=resp.message,
+                    data=data,
+                ),
+            )
+
+    def expire(self, timeout: float) -> None:
+        for host, st in self.state.items():
+            if st.outcome is not None:
+                continue
+            target = self.expected[host]
+            if st.status is None:
+                outcome = DeployOutcome(
+                    host=host,
+                    status="unreachable",
+                    error=ErrorCode.UNREACHABLE.value,
+                    message=f"no reply from the listener on {target.subject} within {timeout:g}s",
+                )
+            else:
+                outcome = DeployOutcome(
+                    host=host,
+                    status="failed",
+                    error=ErrorCode.NO_FINAL_STATUS.value,
+                    message=f"no final status within {timeout:g}s (last: {st.status}"
+                    + (f", {st.last_message}" if st.last_message else "")
+                    + ")",
+                )
+            outcome.data = {"request_id": self.request_id, "subject": target.subject}
+            self.settle(host, outcome)
+
+
+class NatsTransport(Transport):
+    """Reaches listener hosts through NATS, with the inventory's ``hlplay.nats`` settings."""
+
+    name = "nats"
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.settings = inventory.settings.nats
+        self.templates = self.settings.subjects
+        self.nc: Client | None = None
+        self._lock = asyncio.Lock()
+        self._gathers: set[_Gather] = set()
+        self._watchers: set[Any] = set()  # callbacks for permission refusals
+        self._auth_error: str | None = None
+        self._auth_event = asyncio.Event()
+        self._last_error: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Replies from hosts that were not expected (host, subject, status, request id).
+        self.stray: list[dict[str, Any]] = []
+        #: Subjects published to by the last deploy (one per target).
+        self.last_subjects: list[str] = []
+
+    # -- connection ---------------------------------------------------------------
+
+    def _seed(self) -> str | None:
+        path = self.settings.credentials
+        if not path:
+            return None
+        candidates = [Path(path).expanduser()]
+        if not candidates[0].is_absolute():
+            for src in self.inventory.sources:
+                base = Path(src)
+                candidates.append((base if base.is_dir() else base.parent) / path)
+        for cand in candidates:
+            if cand.is_file():
+                from hlplay.auth.keys import KeyFileError, read_seed
+
+                try:
+                    return read_seed(cand)
+                except KeyFileError as exc:
+                    raise Unreachable(f"NATS credentials: {exc}") from None
+        raise Unreachable(f"NATS credentials file {path} not found")
+
+    async def _error_cb(self, exc: Exception) -> None:
+        text = str(exc)
+        if "Authorization Violation" in text or type(exc).__name__ == "AuthorizationError":
+            self._auth_error = "the server refused these credentials (authorization violation)"
+            self._auth_event.set()
+            return
+        match = PERMISSION_RE.search(text)
+        if match:
+            kind, subject = match.group(1), match.group(2)
+            log.warning("%s", permission_message(kind, subject))
+            for gather in list(self._gathers):
+                gather.deny(kind, subject)
+            for watcher in list(self._watchers):
+                watcher(kind, subject)
+            return
+        self._last_error = text or type(exc).__name__
+        log.debug("NATS: %s", self._last_error)
+
+    async def _reconnected_cb(self) -> None:
+        log.warning("reconnected to NATS; asking for statuses that may have been lost")
+        for gather in list(self._gathers):
+            task = asyncio.create_task(self._republish(gather))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _disconnected_cb(self) -> None:
+        if self._gathers:
+            log.warning("disconnected from NATS during a deploy; reconnecting")
+
+    async def _republish(self, gather: _Gather) -> None:
+        gather.republished = True
+        for delay in REPUBLISH_DELAYS:
+            await asyncio.sleep(delay)
+            nc = self.nc
+            if gather.done.is_set() or nc is None or not nc.is_connected:
+                return
+            for target in gather.pending_targets():
+                with contextlib.suppress(Exception):
+                    await nc.publish(
+                        target.subject, gather.payloads[target.index], reply=target.reply
+                    )
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=2)
+
+    async def connection(self) -> Client:
+        """The NATS connection, opened on first use; raises :class:`Unreachable`."""
+        async with self._lock:
+            if self.nc is not None and not self.nc.is_closed:
+                return self.nc
+            from nats.aio.client import Client as NATS
+
+            kwargs: dict[str, Any] = {}
+            seed = self._seed()
+            if seed:
+                kwargs["nkeys_seed_str"] = seed
+            nc = NATS()
+            self._auth_error = None
+            self._auth_event = asyncio.Event()
+            urls = list(self.settings.urls)
+            connecting = asyncio.create_task(
+                nc.connect(
+                    servers=urls,
+                    name="hlplay",
+                    error_cb=self._error_cb,
+                    reconnected_cb=self._reconnected_cb,
+                    disconnected_cb=self._disconnected_cb,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,  # type: ignore[arg-type]
+                    connect_timeout=2,
+                    **kwargs,
+                )
+            )
+            auth = asyncio.create_task(self._auth_event.wait())
+            try:
+                await asyncio.wait(
+                    {connecting, auth},
+                    timeout=self.settings.connect_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                auth.cancel()
+            if not connecting.done() or connecting.exception() is not None:
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                where = ", ".join(urls)
+                if self._auth_error:
+                    raise Unreachable(f"NATS at {where}: {self._auth_error}")
+                reason = f": {self._last_error}" if self._last_error else ""
+                raise Unreachable(
+                    f"cannot connect to NATS at {where} within "
+                    f"{self.settings.connect_timeout:g}s{reason}"
+                )
+            self.nc = nc
+            return nc
+
+    # -- targets ------------------------------------------------------------------
+
+    def plan(self, hosts: Sequence[Host]) -> tuple[list[NatsTarget], list[Host]]:
+        """NATS targets for the listener hosts, and the hosts without a listener."""
+        listener_hosts = [h for h in hosts if h.has_listener]
+        direct = [h for h in hosts if not h.has_listener]
+        targets: list[NatsTarget] = []
+        try:
+            from hlplay.inventory.targets import compile_targets
+
+            known = [h for h in listener_hosts if self.inventory.hosts.get(h.name) == h]
+            plan = compile_targets(self.inventory, known)
+            covered: set[str] = set()
+            for t in plan.nats:
+                targets.append(t)
+                covered |= t.hosts
+            rest = [h for h in listener_hosts if h.name not in covered]
+        except NotImplementedError:
+            rest = listener_hosts
+        for host in rest:
+            subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["deploy"]
+            targets.append(NatsTarget(subject, host.tier, "host", frozenset({host.name})))
+        return targets, direct
+
+    # -- the Transport interface ----------------------------------------------------
+
+    async def run(
+        self,
+        host: Host,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        become: bool = False,
+    ) -> CommandResult:
+        raise NotSupported(NOT_SUPPORTED_RUN)
+
+    async def deploy(
+        self,
+        hosts: Sequence[Host],
+        request: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, DeployOutcome]:
+        """Publish ``request`` (``action``, ``revision``, optional ``options``/``id``)
+        to the compiled targets of ``hosts``; one :class:`DeployOutcome` per host.
+        """
+        timeout = self.settings.timeout if timeout is None else timeout
+        request_id = str(request.get("id") or new_request_id())
+        outcomes: dict[str, DeployOutcome] = {}
+        doc = {
+            "action": request.get("action"),
+            "revision": request.get("revision"),
+            "id": request_id,
+            "options": dict(request.get("options") or {}),
+        }
+        try:
+            base = DeployRequest.parse(json.dumps(doc))
+        except (ProtocolError, TypeError, ValueError) as exc:
+            message = exc.message if isinstance(exc, ProtocolError) else str(exc)
+            code = exc.code.value if isinstance(exc, ProtocolError) else "invalid_request"
+            return {
+                h.name: DeployOutcome(
+                    host=h.name,
+                    status="failed",
+                    error=code,
+                    message=f"invalid deploy request: {message}",
+                )
+                for h in hosts
+            }
+        targets, direct = self.plan(hosts)
+        for h in direct:
+            outcomes[h.name] = DeployOutcome(
+                host=h.name,
+                status="failed",
+                error=ErrorCode.NOT_SUPPORTED.value,
+                message=f"host {h.name} has no listener (transport {h.transport}); "
+                "the NATS transport cannot reach it",
+            )
+        outcomes.update(
+            await self.deploy_targets(targets, base, timeout=timeout, progress=progress)
+        )
+        return {h.name: outcomes[h.name] for h in hosts if h.name in outcomes}
+
+    async def deploy_targets(
+        self,
+        nats_targets: Sequence[NatsTarget],
+        request: DeployRequest,
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, DeployOutcome]:
+        """Publish ``request`` once to each target's subject; gather per host."""
+        timeout = self.settings.timeout if timeout is None else timeout
+        request_id = request.id or new_request_id()
+        targets = [_Target(i, t.subject, frozenset(t.hosts)) for i, t in enumerate(nats_targets)]
+        outcomes: dict[str, DeployOutcome] = {}
+        if not targets:
+            return outcomes
+        try:
+            nc = await self.connection()
+        except Unreachable as exc:
+            for t in targets:
+                for name in t.hosts:
+                    outcomes[name] = DeployOutcome(
+                        host=name,
+                        status="unreachable",
+                        error=ErrorCode.UNREACHABLE.value,
+                        message=str(exc),
+                        data={"request_id": request_id},
+                    )
+            return outcomes
+        gather = _Gather(request_id, targets, progress, self.stray)
+        inbox = nc.new_inbox()
+        self._gathers.add(gather)
+        sub = await nc.subscribe(inbox + ".*", cb=gather.on_msg)
+        self.last_subjects = [t.subject for t in targets]
+        try:
+            for target in targets:
+                target.reply = f"{inbox}.{target.index}"
+                payload = DeployRequest(
+                    action=request.action,
+                    revision=request.revision,
+                    reply_to=target.reply,
+                    id=request_id,
+                    options=request.options,
+                ).to_json()
+                gather.payloads[target.index] = payload
+                log.debug("publishing %s %s to %s", request.action, request.revision,
+                          target.subject)
+                await nc.publish(target.subject, payload, reply=target.reply)
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gather.done.wait(), timeout)
+            gather.expire(timeout)
+        finally:
+            self._gathers.discard(gather)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for host, st in gather.state.items():
+            assert st.outcome is not None
+            outcomes[host] = st.outcome
+        return outcomes
+
+    async def _request(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        timeout: float,
+        many: bool = False,
+        until: Any = None,
+    ) -> list[bytes]:
+        """Publish a request with its own inbox and collect replies.
+
+        One reply (``many=False``), or every reply until ``timeout`` (or until
+        ``until(replies)`` is true). Raises :class:`NatsPermissionError` on a
+        refusal and :class:`Unreachable` when no one subscribes or no reply comes.
+        """
+        nc = await self.connection()
+        inbox = nc.new_inbox()
+        replies: list[bytes] = []
+        finished = asyncio.Event()
+        problem: list[BaseException] = []
+
+        async def on_msg(msg: Msg) -> None:
+            if (msg.headers or {}).get("Status") == "503":
+                problem.append(Unreachable(f"no listener is subscribed to {subject}"))
+                finished.set()
+                return
+            replies.append(msg.data)
+            if not many or (until is not None and until(replies)):
+                finished.set()
+
+        def on_denied(kind: str, denied: str) -> None:
+            if kind == "subscription" or denied == subject:
+                problem.append(NatsPermissionError(permission_message(kind, denied)))
+                finished.set()
+
+        self._watchers.add(on_denied)
+        sub = await nc.subscribe(inbox, cb=on_msg)
+        try:
+            await nc.publish(subject, payload, reply=inbox)
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), timeout)
+        finally:
+            self._watchers.discard(on_denied)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        if problem and not replies:
+            raise problem[0]
+        if not replies and not many:
+            raise Unreachable(f"no reply on {subject} within {timeout:g}s")
+        return replies
+
+    async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
+        """Failed units, load, memory, disk, uptime and generation of ``host``."""
+        subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["facts"]
+        replies = await self._request(subject, b"{}", timeout=timeout or 10.0)
+        try:
+            doc = json.loads(replies[0])
+        except ValueError:
+            raise Unreachable(f"{host.name}: unreadable facts reply") from None
+        if not isinstance(doc, dict):
+            raise Unreachable(f"{host.name}: unreadable facts reply")
+        return doc
+
+    async def confirm(
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 5.0
+    ) -> dict[str, bool]:
+        """Confirm a run waiting for it (``confirm_timeout``); True per host that took it."""
+
+        async def one(host: Host) -> tuple[str, bool]:
+            subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["confirm"]
+            payload = json.dumps({"id": request_id, "hostname": host.name}).encode()
+            try:
+                replies = await self._request(subject, payload, timeout=timeout)
+                doc = json.loads(replies[0])
+            except (Unreachable, ValueError) as exc:
+                log.warning("%s: confirmation not delivered: %s", host.name, exc)
+                return host.name, False
+            return host.name, bool(isinstance(doc, dict) and doc.get("confirmed") is True)
+
+        return dict(await asyncio.gather(*(one(h) for h in hosts)))
+
+    async def discover(self, timeout: float = 2.0) -> list[dict[str, Any]]:
+        """Every listener's discovery answer within ``timeout`` (sooner once all
+        listener hosts of the inventory have answered)."""
+        subject = expand(self.templates.discover, tier="_", hostname="_")
+        wanted = {h.name for h in self.inventory.hosts.values() if h.has_listener}
+
+        def everyone(replies: list[bytes]) -> bool:
+            seen = set()
+            for data in replies:
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(data)
+                    if isinstance(doc, dict):
+                        seen.add(doc.get("hostname"))
+            return bool(wanted) and wanted <= seen
+
+        try:
+            replies = await self._request(
+                subject, b"{}", timeout=timeout, many=True, until=everyone
+            )
+        except Unreachable as exc:
+            if isinstance(exc, NatsPermissionError):
+                raise
+            return []
+        out: list[dict[str, Any]] = []
+        for data in replies:
+            with contextlib.suppress(ValueError):
+                doc = json.loads(data)
+                if isinstance(doc, dict):
+                    out.append(doc)
+        out.sort(key=lambda d: str(d.get("hostname")))
+        return out
+
+    async def close(self) -> None:
+        nc, self.nc = self.nc, None
+        for task in list(self._tasks):
+            task.cancel()
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.drain(), 5)
+            with contextlib.suppress(Exception):
+                await nc.close()
