@@ -62,7 +62,9 @@ def diff_two(
     if json_out:
         click.echo(json.dumps(diff.to_json(), indent=2))
     else:
-        click.echo(diff.render_text(color=want_colour() if color is None else color), nl=False)
+        use = want_colour() if color is None else color
+        # click would strip the escapes when stdout is not a terminal; --color always wins.
+        click.echo(diff.render_text(color=use), nl=False, color=use)
     return 0
 
 
