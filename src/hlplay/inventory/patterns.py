@@ -25,6 +25,7 @@ must not widen a deployment.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Callable, Sequence
@@ -140,7 +141,10 @@ class _Matcher:
                 named = True
                 found.add(h)
         if not named:
-            raise SelectionError(f"'{body}' matches no host or group name")
+            raise SelectionError(
+                f"no host or group name matches '{body}'"
+                + _suggest(body, [*inv.groups, *inv.hosts])
+            )
         return sorted(found, key=self.order.__getitem__)
 
     def _attribute(self, term: Term, key: str, op: str, value: str) -> list[str]:
@@ -185,15 +189,12 @@ class _Matcher:
                     hit.append(h)
             if not has_key:
                 raise SelectionError(
-                    f"'{term.body}': no host has a variable '{key}'"
-                    + did_you_mean(key, _var_names(inv))
+                    f"no host has a variable '{key}'" + _suggest(key, _var_names(inv))
                 )
             known = list(seen)
             what = f"'{key}'"
         if not hit:
-            raise SelectionError(
-                f"'{term.body}': no host has {what} '{value}'" + _suggest(value, known)
-            )
+            raise SelectionError(f"no host has {what} '{value}'" + _suggest(value, known))
         if op == "!=":
             hit_set = set(hit)
             return [h for h in hosts if h not in hit_set]
@@ -236,10 +237,16 @@ def _value_test(value: str) -> Callable[[str], bool]:
 
 
 def _suggest(word: str, names: Sequence[str]) -> str:
-    hint = did_you_mean(word, names)
+    """The closest names to ``word``: a did-you-mean, else names that look alike."""
+    uniq = list(dict.fromkeys(names))
+    hint = did_you_mean(word, uniq)
     if hint:
         return hint
-    uniq = list(dict.fromkeys(names))
+    lowered = word.lower().strip("*?~")
+    alike = [n for n in uniq if lowered and (lowered in n.lower() or n.lower() in lowered)]
+    alike = alike or difflib.get_close_matches(word, uniq, n=3, cutoff=0.3)
+    if alike:
+        return " (closest: " + ", ".join(alike[:3]) + ")"
     if 0 < len(uniq) <= 8:
         return " (known: " + ", ".join(uniq) + ")"
     return ""
@@ -267,7 +274,8 @@ def _evaluate(inv: Inventory, terms: list[Term], label: str) -> list[str]:
         try:
             hosts = matcher.match(term)
         except SelectionError as exc:
-            raise SelectionError(f"{label}: {exc.message}") from None
+            where = label if len(terms) == 1 else f"{label}, term '{term.text}'"
+            raise SelectionError(f"{where}: {exc.message}") from None
         if term.op == "":
             present.update(hosts)
         elif term.op == "&":
