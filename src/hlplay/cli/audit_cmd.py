@@ -88,7 +88,7 @@ def audit(
     report = audit(targets, options)
     click.echo(render.render(report, fmt, color=fmt == "text" and _color()))
     if report.failed:
-        raise click.exceptions.Exit(EXIT_FAILED)
+        sys.exit(EXIT_FAILED)
 
 
 def _default_path(inventory: tuple[str, ...]) -> str:

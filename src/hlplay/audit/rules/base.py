@@ -65,13 +65,23 @@ class FileContext:
     def string_lines(
         self, node: Node, pattern: re.Pattern[bytes]
     ) -> Iterator[tuple[int, re.Match[bytes]]]:
-        """Matches of ``pattern`` (multi-line) inside a string literal, with their byte offsets."""
+        """Matches of ``pattern`` inside a string literal, with their byte offsets.
+
+        Patterns use :data:`LINE_START` to match at the start of any line of the
+        string, including lines separated by a ``\\n`` escape.
+        """
         node = nixast.unwrap(node)
         if not nixast.is_string(node):
             return
-        raw = node.text or b""
-        for m in pattern.finditer(raw):
+        raw = bytearray(node.text or b"")
+        # blank the opening quote(s) so that `^` matches the string's first line
+        quote = 2 if node.type == "indented_string_expression" else 1
+        raw[:quote] = b" " * quote
+        for m in pattern.finditer(bytes(raw)):
             yield node.start_byte + m.start(1 if m.groups() else 0), m
+
+
+LINE_START = rb"(?:^|\\n)[ \t]*"
 
 
 def suffix(path: Path, *tail: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hlplay.audit import nixast
 from hlplay.audit.findings import Severity
-from hlplay.audit.rules.base import SECURITY, FileContext, Hit, Rule, show_path, suffix
+from hlplay.audit.rules.base import LINE_START, SECURITY, FileContext, Hit, Rule, show_path, suffix
 
 RULES = (
     Rule(
@@ -20,7 +20,7 @@ RULES = (
     ),
 )
 
-_EXTRA = re.compile(rb"(?im)^[ \t]*(sandbox[ \t]*=[ \t]*false)\b")
+_EXTRA = re.compile(rb"(?im)" + LINE_START + rb"(sandbox[ \t]*=[ \t]*false)\b")
 
 
 def check(f: FileContext) -> Iterator[Hit]:

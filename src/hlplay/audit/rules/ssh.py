@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from hlplay.audit import nixast
 from hlplay.audit.findings import Severity
-from hlplay.audit.rules.base import SECURITY, FileContext, Hit, Rule, show_path
+from hlplay.audit.rules.base import LINE_START, SECURITY, FileContext, Hit, Rule, show_path
 
 RULES = (
     Rule(
@@ -26,8 +26,8 @@ RULES = (
     ),
 )
 
-_ROOT_LOGIN = re.compile(rb"(?im)^[ \t]*(PermitRootLogin[ \t]+yes)\b")
-_PASSWORD_AUTH = re.compile(rb"(?im)^[ \t]*(PasswordAuthentication[ \t]+yes)\b")
+_ROOT_LOGIN = re.compile(rb"(?im)" + LINE_START + rb"(PermitRootLogin[ \t]+yes)\b")
+_PASSWORD_AUTH = re.compile(rb"(?im)" + LINE_START + rb"(PasswordAuthentication[ \t]+yes)\b")
 
 
 def check(f: FileContext) -> Iterator[Hit]:
