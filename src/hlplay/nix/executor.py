@@ -35,6 +35,7 @@ state files for ``unit_active`` checks).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import uuid
@@ -155,6 +156,7 @@ class NixExecutor(Executor):
                 error=ErrorCode.INVALID_ACTION,
                 message=f"the nix executor does not support {action!r}",
             )
+        ctx = _trusted(ctx, request)
         try:
             opts = RequestOptions.parse(request.options)
             mode = self._confirm_mode(ctx)
@@ -280,6 +282,20 @@ class NixExecutor(Executor):
         if not out.ok:
             return ExecResult(False, ErrorCode.ACTIVATION_FAILED, out.message, data)
         return ExecResult(True, None, out.message, data)
+
+
+def _trusted(ctx: ExecContext, request: DeployRequest) -> ExecContext:
+    """The context without options a request may have supplied.
+
+    Context options choose where builds run, what environment activation
+    gets and how confirmation works: the host or the controller sets them,
+    never a request arriving over the network. A runner that copies request
+    options into the context loses exactly those keys here.
+    """
+    if not any(k in request.options for k in ctx.options):
+        return ctx
+    kept = {k: v for k, v in ctx.options.items() if k not in request.options}
+    return dataclasses.replace(ctx, options=kept)
 
 
 def _activation_env(ctx: ExecContext) -> dict[str, str] | None:

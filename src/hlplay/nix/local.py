@@ -34,8 +34,9 @@ class LocalDeployer:
 
     name = "local"
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, *, flake: str | None = None) -> None:
         self.inventory = inventory
+        self.flake = flake  # overrides every host's flake (the module's ``flake`` argument)
         self.executor = NixExecutor()
 
     def context(self, host: Host, progress: ProgressCallback | None = None) -> ExecContext:
@@ -59,7 +60,7 @@ class LocalDeployer:
             tier=host.tier,
             roles=tuple(host.roles),
             runner=local_runner,
-            flake=str(v.get("hlplay_flake") or nix.flake),
+            flake=str(self.flake or v.get("hlplay_flake") or nix.flake),
             profile=str(v.get("hlplay_profile") or nix.profile),
             toplevel_attr=str(v.get("hlplay_toplevel_attr") or nix.toplevel_attr),
             progress=report,

@@ -445,7 +445,7 @@ shift 6
 start=$(date +%s)
 while [ -e "$canary" ]; do
   now=$(date +%s)
-  if [ $((now - start)) -ge "$timeout" ]; then
+  if [ $((now - start)) -gt "$timeout" ]; then
     if mv -- "$canary" "$canary.expired" 2>/dev/null; then
       {
         echo "no confirmation within ${timeout}s"

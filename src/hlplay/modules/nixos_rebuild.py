@@ -1,0 +1,310 @@
+"""``nixos_rebuild``: build, diff and activate NixOS systems, with rollback.
+
+::
+
+    - name: deploy
+      nixos_rebuild:
+        action: switch            # switch | boot | test | dry-activate | build
+        revision: main            # default: the flake's HEAD, resolved to a commit
+        confirm_timeout: 30       # magic rollback; 0 disables
+        health:
+          - unit_active: nginx.service
+          - http: http://127.0.0.1/health
+          - tcp: "{{ inventory_hostname }}:22"
+            from: controller      # checked from here before confirming
+
+A batch module: one deploy request per transport reaches every host of the
+step at once (one NATS publish for a whole tier). A host whose new closure
+equals the running one is ``ok`` and is not activated. A failed activation or
+health check rolls the host back and fails the task with both stories. Under
+``--check`` the hosts build and diff (action ``diff``), the diff becomes the
+task's diff (shown with ``--diff``), and nothing is activated.
+
+Hosts with ``transport: local`` deploy in-process (see :mod:`hlplay.nix.local`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
+from hlplay.nix import health
+from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
+
+ACTIONS = ("switch", "boot", "test", "dry-activate", "build")
+# Actions after which the host runs the new system and can be cut off by it.
+CONFIRMED_ACTIONS = ("switch", "test")
+RESULT_KEYS = (
+    "old_generation",
+    "generation",
+    "revision",
+    "path",
+    "old_path",
+    "diff_summary",
+    "rollback",
+    "rolled_back",
+    "health",
+    "confirmed",
+    "build_seconds",
+    "duration",
+    "transport",
+)
+
+
+class NixosRebuild(Module):
+    name = "nixos_rebuild"
+    summary = "Build, diff and activate NixOS systems; health gate and magic rollback."
+    supports_check = True
+    batch = True
+    args: ClassVar[dict[str, Arg]] = {
+        "action": Arg("str", default="switch", choices=ACTIONS),
+        "revision": Arg("str", help="branch, tag or commit (default: HEAD of the flake)"),
+        "flake": Arg("str", help="configuration flake (default: the inventory's nix.flake)"),
+        "health": Arg("list", default=[], help="checks after activation (see docs/nix.md)"),
+        "confirm_timeout": Arg("float", default=30.0, help="seconds; 0 disables magic rollback"),
+        "diff": Arg("bool", default=True, help="include the closure diff in the result"),
+        "timeout": Arg("float", help="seconds to wait for each host (default: transport's)"),
+    }
+
+    async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
+        results = await self.run_batch([ctx], {ctx.host.name: args})
+        return results[ctx.host.name]
+
+    async def run_batch(
+        self, ctxs: Sequence[TaskContext], args: Mapping[str, dict[str, Any]]
+    ) -> dict[str, ModuleResult]:
+        results: dict[str, ModuleResult] = {}
+        groups: dict[tuple[Any, ...], list[TaskContext]] = {}
+        requests: dict[tuple[Any, ...], dict[str, Any]] = {}
+        checks: dict[str, list[health.HealthCheck]] = {}
+        for ctx in ctxs:
+            name = ctx.host.name
+            try:
+                request, controller_checks = await self._request(ctx, args[name])
+            except (ValueError, health.HealthSpecError) as exc:
+                results[name] = ModuleResult(failed=True, msg=str(exc))
+                continue
+            checks[name] = controller_checks
+            # Hosts share a request (and a NATS publish) when all of it matches.
+            key = (_deployer_key(ctx), repr(sorted(request.items())))
+            groups.setdefault(key, []).append(ctx)
+            requests[key] = request
+        outcomes = await asyncio.gather(
+            *(self._deploy_group(group, requests[key], checks) for key, group in groups.items())
+        )
+        for part in outcomes:
+            results.update(part)
+        return {c.host.name: results[c.host.name] for c in ctxs}
+
+    # -- building the request ------------------------------------------------------
+
+    async def _request(
+        self, ctx: TaskContext, args: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[health.HealthCheck]]:
+        from hlplay.protocol.messages import ProtocolError, validate_revision
+
+        action = str(args.get("action") or "switch")
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        checks = health.parse_checks(args.get("health") or [])
+        revision = args.get("revision")
+        if revision is None:
+            revision = await _head_revision(ctx, str(args.get("flake") or _flake_of(ctx)))
+        try:
+            validate_revision(str(revision))
+        except ProtocolError as exc:
+            raise ValueError(f"revision {revision!r}: {exc.message}") from None
+        raw_confirm = args.get("confirm_timeout")
+        confirm = float(30 if raw_confirm is None else raw_confirm)
+        if confirm < 0:
+            raise ValueError("confirm_timeout must not be negative")
+        options: dict[str, Any] = {"diff": bool(args.get("diff", True))}
+        if ctx.check_mode:
+            action = "diff"
+        elif action in CONFIRMED_ACTIONS:
+            options["confirm_timeout"] = confirm
+            host_checks = [c.to_spec() for c in checks if c.side == "host"]
+            if host_checks:
+                options["health"] = host_checks
+        request: dict[str, Any] = {"action": action, "revision": str(revision), "options": options}
+        if args.get("flake") and ctx.host.transport == "local":
+            request["flake"] = str(args["flake"])
+        if args.get("timeout") is not None:
+            request["timeout"] = float(args["timeout"])
+        controller_checks = [] if ctx.check_mode else [c for c in checks if c.side == "controller"]
+        if action not in CONFIRMED_ACTIONS:
+            controller_checks = []
+        return request, controller_checks
+
+    # -- one transport's hosts -----------------------------------------------------
+
+    async def _deploy_group(
+        self,
+        group: Sequence[TaskContext],
+        request: dict[str, Any],
+        checks: Mapping[str, list[health.HealthCheck]],
+    ) -> dict[str, ModuleResult]:
+        first = group[0]
+        hosts = [c.host for c in group]
+        deployer = _deployer(first, request.pop("flake", None))
+        timeout = request.pop("timeout", None)
+        if timeout is None:
+            timeout = first.timeout
+        request_id = uuid.uuid4().hex
+        request["id"] = request_id
+        try:
+            outcomes = await deployer.deploy(hosts, request, timeout=timeout)
+        except NotSupported as exc:
+            return {h.name: ModuleResult(failed=True, msg=str(exc)) for h in hosts}
+        except Unreachable as exc:
+            return {h.name: ModuleResult(unreachable=True, msg=str(exc)) for h in hosts}
+        missing = [h.name for h in hosts if h.name not in outcomes]
+        for name in missing:
+            outcomes[name] = DeployOutcome(name, "failed", "internal", "no outcome for this host")
+
+        waiting = [h for h in hosts if _awaiting(outcomes[h.name])]
+        if waiting:
+            await self._confirm(deployer, waiting, request_id, outcomes, checks)
+        return {
+            h.name: _result(outcomes[h.name], request["action"], group[0].check_mode) for h in hosts
+        }
+
+    async def _confirm(
+        self,
+        deployer: Any,
+        waiting: Sequence[Any],
+        request_id: str,
+        outcomes: dict[str, DeployOutcome],
+        checks: Mapping[str, list[health.HealthCheck]],
+    ) -> None:
+        """Controller-side checks, then confirm the hosts that pass; the rest roll back."""
+        from hlplay.nix.executor import local_runner
+
+        passed, failed = [], []
+        for host in waiting:
+            host_checks = checks.get(host.name) or []
+            if host_checks:
+                report = await health.run_checks(local_runner, host_checks)
+                outcomes[host.name].data.setdefault("health", []).extend(report.to_list())
+                if not report.ok:
+                    failed.append((host, report))
+                    continue
+            passed.append(host)
+
+        if failed:
+            reject = getattr(deployer, "reject", None)
+            hosts = [h for h, _ in failed]
+            rejected: Mapping[str, Any] = {}
+            if reject is not None:
+                rejected = await reject(hosts, request_id)
+            for host, report in failed:
+                out = outcomes[host.name]
+                back = rejected.get(host.name)
+                story = (
+                    back.message
+                    if isinstance(back, DeployOutcome)
+                    else "confirmation withheld: the host rolls back by itself"
+                )
+                if isinstance(back, DeployOutcome):
+                    out.data.update({k: v for k, v in back.data.items() if k in RESULT_KEYS})
+                out.status, out.error = "failed", "health_failed"
+                out.message = f"health check failed on the controller: {report.summary()}; {story}"
+
+        if not passed:
+            return
+        confirm = getattr(deployer, "confirm", None)
+        if confirm is None:
+            for host in passed:
+                out = outcomes[host.name]
+                out.status, out.error = "failed", "confirm_timeout"
+                out.message = (
+                    f"{out.message}; the {getattr(deployer, 'name', '?')} transport cannot "
+                    "confirm: the host rolls back by itself"
+                )
+            return
+        answers = await confirm(passed, request_id)
+        for host in passed:
+            out = outcomes[host.name]
+            answer = answers.get(host.name) if isinstance(answers, Mapping) else None
+            if isinstance(answer, DeployOutcome):
+                if answer.status == "completed":
+                    out.data.update(confirmed=True)
+                    out.data.pop("awaiting_confirm", None)
+                    out.message = f"{out.message.split('; awaiting')[0]}; confirmed"
+                else:
+                    out.status, out.error = "failed", answer.error or "confirm_timeout"
+                    out.message = answer.message
+                    out.data.update({k: v for k, v in answer.data.items() if k in RESULT_KEYS})
+            elif answer is True:
+                out.data.update(confirmed=True)
+                out.data.pop("awaiting_confirm", None)
+            else:
+                out.status, out.error = "failed", "confirm_timeout"
+                out.message = "confirmation not delivered: the host rolls back by itself"
+
+
+def _awaiting(outcome: DeployOutcome) -> bool:
+    return outcome.status == "awaiting_confirm" or (
+        outcome.status == "completed" and bool(outcome.data.get("awaiting_confirm"))
+    )
+
+
+def _result(outcome: DeployOutcome, action: str, check_mode: bool) -> ModuleResult:
+    data = {k: outcome.data[k] for k in RESULT_KEYS if k in outcome.data}
+    if outcome.error:
+        data["error"] = outcome.error
+    diff = outcome.data.get("diff_text")
+    if outcome.status == "unreachable":
+        return ModuleResult(unreachable=True, msg=outcome.message or "unreachable", data=data)
+    if outcome.status != "completed" and outcome.status != "awaiting_confirm":
+        msg = outcome.message or outcome.status
+        if outcome.error and not msg.startswith(outcome.error):
+            msg = f"{outcome.error}: {msg}"
+        return ModuleResult(failed=True, msg=msg, diff=diff, data=data)
+    # A build or dry activation leaves the running system as it was.
+    changed = bool(outcome.data.get("changed", True)) and action not in ("build", "dry-activate")
+    summary = outcome.data.get("diff_summary")
+    msg = outcome.message
+    if summary and summary not in msg:
+        msg = f"{msg} ({summary})"
+    show = diff if changed or check_mode else None
+    return ModuleResult(changed=changed, msg=msg, diff=show, data=data)
+
+
+def _deployer_key(ctx: TaskContext) -> Any:
+    if ctx.exec_host.transport == "local":
+        return ("local", id(ctx.inventory))
+    return ("transport", id(ctx.transport))
+
+
+def _deployer(ctx: TaskContext, flake: str | None) -> Any:
+    if ctx.exec_host.transport == "local":
+        from hlplay.nix.local import LocalDeployer
+
+        return LocalDeployer(ctx.inventory, flake=flake)
+    return ctx.transport
+
+
+def _flake_of(ctx: TaskContext) -> str:
+    v = ctx.exec_host.vars.get("hlplay_flake")
+    return str(v) if v else ctx.inventory.settings.nix.flake
+
+
+async def _head_revision(ctx: TaskContext, flake: str) -> str:
+    """The flake repository's HEAD as a commit id, resolved once per run and flake."""
+    from hlplay import gitrepo
+    from hlplay.nix.flakeref import local_repo
+
+    repo = local_repo(flake)
+    if repo is None:
+        return "HEAD"
+    cache: dict[str, str] = ctx.run_state.setdefault("nixos_rebuild.head", {})
+    if repo not in cache:
+        try:
+            cache[repo] = await gitrepo.resolve(repo)
+        except gitrepo.GitError as exc:
+            raise ValueError(f"cannot resolve the revision to deploy: {exc}") from None
+    return cache[repo]
