@@ -1,0 +1,289 @@
+# services.hlplay-listener: the hlplay listener agent on a NixOS host.
+#
+# The listener subscribes to its NATS subjects (deploy.<tier>.<hostname>,
+# deploy.<tier>.all, deploy.<tier>.role.<role>, deploy.discover) and runs
+# deploy requests through an executor: `nixos-rebuild <action> --flake
+# <flakeUrl>?ref=<revision>#<hostname>` by default.
+#
+# Every option below except enable, package and extraArgs is one flag of
+# `hlplay listen`; the table is ./flags.nix, which the tests check against the
+# real command line.
+{ config, lib, pkgs, ... }:
+
+let
+  cfg = config.services.hlplay-listener;
+  listen = import ./flags.nix;
+  inherit (lib) mkOption types;
+
+  # Host, tier and role names become NATS subject tokens.
+  token = types.strMatching "[A-Za-z0-9_-]+";
+  nullOrStr = types.nullOr types.str;
+
+  stateDir = "/var/lib/hlplay-listener";
+
+  # Where activation runs decides how tight the sandbox can be.
+  #
+  # nixos-rebuild runs switch-to-configuration in a transient unit of its own
+  # (systemd-run --unit=nixos-rebuild-switch-to-configuration), started by
+  # PID 1 and so outside this service's sandbox. What runs in here is only
+  # evaluation, builds handed to nix-daemon, and setting the system profile:
+  # the file system can be read-only but for the profiles.
+  #
+  # The nix executor runs switch-to-configuration as a child of the
+  # listener, inside this service: activation writes /etc, /boot, /var, home
+  # directories, sysctls and setuid wrappers, so those protections must stay
+  # off for it.
+  activatesInService = cfg.executor == "nix";
+
+  # The seed is handed over with LoadCredential: it stays readable by root
+  # only, wherever the administrator keeps it, and never enters the store.
+  args =
+    listen.args (cfg // { nkeyFile = null; stateDir = stateDir; })
+    ++ cfg.extraArgs;
+  # %d is the unit's credentials directory: the one specifier left unescaped.
+  execStart = "${cfg.package}/bin/hlplay ${listen.execArgs args} ${listen.flags.nkeyFile} %d/nkey";
+in
+{
+  options.services.hlplay-listener = {
+    enable = lib.mkEnableOption "the hlplay listener, which deploys this host on NATS requests";
+
+    package = mkOption {
+      type = types.package;
+      description = "The hlplay package (the flake's `packages.<system>.default`).";
+    };
+
+    hostname = mkOption {
+      type = token;
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
+      description = "Host name in subjects and replies; also the flake's `nixosConfigurations` attribute.";
+    };
+
+    tier = mkOption {
+      type = token;
+      example = "test";
+      description = "The host's tier (test, prod…): it listens on `deploy.<tier>.*`.";
+    };
+
+    roles = mkOption {
+      type = types.listOf token;
+      default = [ ];
+      example = [ "web" "db" ];
+      description = "Roles: the host also listens on `deploy.<tier>.role.<role>` for each.";
+    };
+
+    natsUrls = mkOption {
+      type = types.nonEmptyListOf types.str;
+      example = [ "nats://nats.example.org:4222" ];
+      description = "NATS server URLs, tried in turn.";
+    };
+
+    nkeyFile = mkOption {
+      type = types.str;
+      example = "/run/secrets/hlplay-listener.seed";
+      description = ''
+        NKey seed file of this host's NATS user (`hlplay keys new <host>`).
+        A path as a string, so that the secret is not copied into the Nix store.
+      '';
+    };
+
+    flakeUrl = mkOption {
+      type = types.str;
+      example = "git+https://git.example.org/fleet.git";
+      description = "The configuration flake; a request's revision is added as `?ref=` or `?rev=`.";
+    };
+
+    profile = mkOption {
+      type = nullOrStr;
+      default = null;
+      description = "System profile (null: the listener's default, /nix/var/nix/profiles/system).";
+    };
+
+    toplevelAttr = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "nixosConfigurations.{host}.config.system.build.toplevel";
+      description = "Flake attribute of the system to build (null: the listener's default).";
+    };
+
+    executor = mkOption {
+      type = types.enum [ "nixos-rebuild" "nix" "noop" ];
+      default = "nixos-rebuild";
+      description = ''
+        What performs a request: `nixos-rebuild`; `nix` (build, closure diff,
+        activation, health gate, automatic rollback); `noop` (changes nothing).
+        With `nix` the service runs with fewer file system protections (see
+        the module source): activation happens inside it.
+      '';
+    };
+
+    timeout = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 1800;
+      description = "Seconds after which a deploy that hangs is ended (null: the listener's default).";
+    };
+
+    subjectHost = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "deploy.<tier>.<hostname>";
+      description = "Subject template for this host (null: the default shown).";
+    };
+
+    subjectTier = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "deploy.<tier>.all";
+      description = "Subject template for the whole tier (null: the default shown).";
+    };
+
+    subjectRole = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "deploy.<tier>.role.<role>";
+      description = "Subject template for each role (null: the default shown).";
+    };
+
+    discoverSubject = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "deploy.discover";
+      description = "Discovery subject (null: the default shown).";
+    };
+
+    factsSubject = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "hlplay.facts.<tier>.<hostname>";
+      description = "Subject of read-only fact queries (null: the default shown).";
+    };
+
+    confirmSubject = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "hlplay.confirm.<tier>.<hostname>";
+      description = "Subject on which the controller confirms a deploy (null: the default shown).";
+    };
+
+    diskPaths = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "/" "/nix" "/var" ];
+      description = "File systems whose usage facts report (empty: the listener's default, /).";
+    };
+
+    progressInterval = mkOption {
+      type = types.nullOr types.number;
+      default = null;
+      example = 0.5;
+      description = "Least seconds between two progress replies (null: the listener's default).";
+    };
+
+    logLevel = mkOption {
+      type = types.nullOr (types.enum [ "debug" "info" "warning" "error" ]);
+      default = null;
+      description = "Log level (null: the listener's default).";
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Further arguments for `hlplay listen`.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/" cfg.nkeyFile && !(lib.hasPrefix builtins.storeDir cfg.nkeyFile);
+        message = "services.hlplay-listener.nkeyFile must be an absolute path outside the Nix store (the store is world-readable).";
+      }
+    ];
+
+    systemd.services.hlplay-listener = {
+      description = "hlplay listener: deploys this host on NATS requests";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+
+      # A switch must not restart the listener that runs it: stopping it
+      # would kill the deploy (its nixos-rebuild is in this cgroup) before the
+      # final status is sent. A new listener takes over at the next restart
+      # or boot.
+      restartIfChanged = false;
+
+      path = [
+        config.nix.package
+        config.systemd.package # systemd-run, systemctl
+        pkgs.git # flake fetches
+        pkgs.openssh # git+ssh flake URLs
+        pkgs.coreutils
+      ] ++ lib.optional (cfg.executor == "nixos-rebuild") config.system.build.nixos-rebuild;
+
+      environment = {
+        # Flake fetches cache under $HOME; keep that in the state directory.
+        HOME = stateDir;
+        # Builds run in nix-daemon's sandbox, not in this service.
+        NIX_REMOTE = "daemon";
+      };
+
+      serviceConfig =
+        {
+          ExecStart = execStart;
+          LoadCredential = [ "nkey:${cfg.nkeyFile}" ];
+          Restart = "always";
+          RestartSec = "5s";
+          # SIGTERM to the listener alone: it stops taking requests, then
+          # finishes or aborts the run in progress and sends its final
+          # status. Whatever is left gets SIGKILL when the time is up.
+          KillMode = "mixed";
+          TimeoutStopSec = "120s";
+          StateDirectory = "hlplay-listener";
+          StateDirectoryMode = "0700";
+          WorkingDirectory = stateDir;
+
+          # Not DynamicUser, nor any user but root: nixos-rebuild and the nix
+          # executor set the system profile and activate the system, which
+          # only root may do. The protections below are the ones a root
+          # deploy agent keeps.
+          User = "root";
+
+          # Holds either way: nothing a deploy does needs these.
+          LockPersonality = true;
+          RestrictRealtime = true;
+          SystemCallArchitectures = "native";
+          ProtectClock = true;
+          ProtectKernelLogs = true;
+          # Kernel modules are loaded by systemd-modules-load.service, a unit
+          # of its own, even when activation asks for new ones.
+          ProtectKernelModules = true;
+          PrivateTmp = true;
+          # NATS and flake fetches (inet), nix-daemon, systemd and D-Bus
+          # (unix), and address lookups (netlink).
+          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" ];
+        }
+        // lib.optionalAttrs (!activatesInService) {
+          # The whole file system read-only, except what setting the system
+          # profile writes (generation links and their GC roots) and the
+          # state directory (writable through StateDirectory).
+          ProtectSystem = "strict";
+          ReadWritePaths = [ "/nix/var/nix/profiles" "/nix/var/nix/gcroots" ];
+          ProtectHome = true;
+          ProtectKernelTunables = true;
+          ProtectControlGroups = true;
+          ProtectHostname = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          RestrictSUIDSGID = true;
+          RestrictNamespaces = true;
+          # Python without a JIT, Nix, git and systemd-run never map memory
+          # both writable and executable.
+          MemoryDenyWriteExecute = true;
+          SystemCallFilter = [ "@system-service" ];
+          SystemCallErrorNumber = "EPERM";
+          UMask = "0077";
+        };
+    };
+  };
+}
