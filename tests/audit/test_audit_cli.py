@@ -122,7 +122,6 @@ def test_default_path_is_the_current_directory(
 def test_default_path_is_the_inventory_flake(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("hlplay.inventory.loader")
     config = tmp_path / "config"
     config.mkdir()
     (config / "host.nix").write_text("{ networking.firewall.enable = false; }\n")

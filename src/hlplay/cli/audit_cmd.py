@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
@@ -95,14 +94,11 @@ def _default_path(inventory: tuple[str, ...]) -> str:
     """The inventory's configuration flake when it is local, else the current directory."""
     if not inventory:
         return "."
-    import importlib
-
     from hlplay.audit.repo import local_flake_dir
+    from hlplay.inventory.loader import load_inventory
 
-    # the loader is imported by name: only this option needs it
-    loader: Any = importlib.import_module("hlplay.inventory.loader")
-    inv: Any = loader.load_inventory(list(inventory))
-    flake = local_flake_dir(inv.settings.nix.flake, [str(s) for s in inv.sources] or inventory)
+    inv = load_inventory(list(inventory))
+    flake = local_flake_dir(inv.settings.nix.flake, list(inv.sources) or list(inventory))
     return str(flake) if flake is not None else "."
 
 
