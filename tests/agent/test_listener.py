@@ -1,0 +1,334 @@
+"""``hlplay listen`` as a user meets it: real processes on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures.nats import NatsFleet, make_inventory
+from hlplay.auth.keys import read_seed
+from hlplay.protocol.messages import ACTIONS, DeployRequest, ErrorCode, ProtocolError
+from hlplay.transports.nats import NatsTransport
+
+pytestmark = pytest.mark.nats
+
+KNOWN_CODES = {c.value for c in ErrorCode}
+
+
+@pytest.fixture
+async def admin(nats_fleet: NatsFleet) -> AsyncIterator[NatsTransport]:
+    transport = NatsTransport(nats_fleet.inventory_as("admin"))
+    yield transport
+    await transport.close()
+
+
+async def raw_client(fleet: NatsFleet, user: str = "admin") -> object:
+    import nats
+
+    return await nats.connect(fleet.url, nkeys_seed_str=read_seed(fleet.seed_file(user)))
+
+
+async def collect(
+    nc: object, subject: str, payload: bytes, *, until_final: bool = True, timeout: float = 5.0
+) -> list[dict[str, object]]:
+    """Publish ``payload`` with a fresh inbox; the responses until a final one."""
+    inbox = nc.new_inbox()  # type: ignore[attr-defined]
+    sub = await nc.subscribe(inbox)  # type: ignore[attr-defined]
+    await nc.publish(subject, payload, reply=inbox)  # type: ignore[attr-defined]
+    out: list[dict[str, object]] = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=timeout)
+            doc = json.loads(msg.data)
+            out.append(doc)
+            if not until_final or doc["status"] in ("rejected", "completed", "failed"):
+                return out
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_status_stream_is_the_seed_protocol(nats_fleet: NatsFleet) -> None:
+    nc = await raw_client(nats_fleet)
+    try:
+        # A homelab-deploy style request: no id, reply_to only.
+        inbox = nc.new_inbox()  # type: ignore[attr-defined]
+        sub = await nc.subscribe(inbox)  # type: ignore[attr-defined]
+        request = {"action": "switch", "revision": "main", "reply_to": inbox}
+        await nc.publish("deploy.test.db1", json.dumps(request).encode())  # type: ignore[attr-defined]
+        statuses = []
+        while True:
+            doc = json.loads((await sub.next_msg(timeout=5)).data)
+            assert {"hostname", "status", "error", "message"} <= set(doc)
+            statuses.append(doc["status"])
+            if doc["status"] in ("completed", "failed", "rejected"):
+                break
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+    assert statuses[:2] == ["accepted", "started"]
+    assert statuses[-1] == "completed"
+    # progress travels as "started" responses, a status every client knows
+    assert set(statuses[2:-1]) <= {"started"}
+
+
+async def test_invalid_revision_and_action_are_rejected_with_codes(nats_fleet: NatsFleet) -> None:
+    nc = await raw_client(nats_fleet)
+    try:
+        cases = {
+            b'{"action": "switch", "revision": "main; rm -rf /", "id": "r1"}': "invalid_revision",
+            b'{"action": "switch", "revision": "--upgrade", "id": "r2"}': "invalid_revision",
+            b'{"action": "switch", "revision": "a/../b", "id": "r3"}': "invalid_revision",
+            b'{"action": "reboot", "revision": "main", "id": "r4"}': "invalid_action",
+            b"not json": "invalid_json",
+            b'["switch"]': "invalid_request",
+            b'{"action": "switch", "revision": "main", "reply_to": "a b"}': "invalid_reply_to",
+        }
+        for payload, code in cases.items():
+            [reply] = await collect(nc, "deploy.test.web1", payload)
+            assert reply["status"] == "rejected", payload
+            assert reply["error"] == code, payload
+            assert reply["hostname"] == "web1"
+        [reply] = await collect(
+            nc, "deploy.test.web1", b'{"action": "x", "revision": "m", "id": "echo-me"}'
+        )
+        assert reply["id"] == "echo-me"
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+
+
+def _parses(data: bytes) -> bool:
+    try:
+        DeployRequest.parse(data)
+    except ProtocolError:
+        return False
+    return True
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+request_like = st.fixed_dictionaries(
+    {
+        "action": st.one_of(st.sampled_from(ACTIONS), st.text(max_size=12), st.integers()),
+        "revision": st.one_of(st.text(max_size=60), st.integers(), st.none(), st.just("-rf")),
+        "reply_to": st.one_of(st.text(max_size=20), st.none()),
+    },
+    optional={"id": st.one_of(st.text(max_size=120), st.integers()), "options": json_values},
+)
+payloads = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    request_like.map(lambda v: json.dumps(v).encode()),
+).filter(lambda b: not _parses(b))
+
+
+def test_a_thousand_random_payloads_then_a_valid_deploy_still_succeeds(
+    nats_fleet: NatsFleet,
+) -> None:
+    collected: list[bytes] = []
+
+    @settings(
+        max_examples=1000,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(payloads)
+    def gather(payload: bytes) -> None:
+        collected.append(payload)
+
+    gather()
+    assert len(collected) >= 900
+
+    async def run() -> None:
+        nc = await raw_client(nats_fleet)
+        transport = NatsTransport(nats_fleet.inventory_as("admin"))
+        inbox = nc.new_inbox()  # type: ignore[attr-defined]
+        replies: list[dict[str, object]] = []
+
+        async def on_reply(msg: object) -> None:
+            replies.append(json.loads(msg.data))  # type: ignore[attr-defined]
+
+        await nc.subscribe(inbox, cb=on_reply)  # type: ignore[attr-defined]
+        try:
+            for payload in collected:
+                await nc.publish("deploy.test.web2", payload, reply=inbox)  # type: ignore[attr-defined]
+            await nc.flush()  # type: ignore[attr-defined]
+            out = await transport.deploy(
+                [nats_fleet.inventory.hosts["web2"]],
+                {"action": "switch", "revision": "after-fuzz"},
+                timeout=20,
+            )
+        finally:
+            await transport.close()
+            await nc.close()  # type: ignore[attr-defined]
+        assert out["web2"].status == "completed", out["web2"]
+        assert out["web2"].data["revision"] == "after-fuzz"
+        assert replies, "the listener answered none of the bad requests"
+        assert {r["status"] for r in replies} == {"rejected"}
+        assert {r["error"] for r in replies} <= KNOWN_CODES
+
+    asyncio.run(run())
+    assert nats_fleet.listeners["web2"].proc.poll() is None
+
+
+async def test_a_second_request_during_a_run_is_rejected_already_running(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    web1 = nats_fleet.inventory.hosts["web1"]
+    started = asyncio.Event()
+    first = asyncio.create_task(
+        admin.deploy(
+            [web1],
+            {"action": "switch", "revision": "slow", "options": {"sleep": 1.0}},
+            timeout=20,
+            progress=lambda h, line: started.set(),
+        )
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    second = await admin.deploy([web1], {"action": "switch", "revision": "fast"}, timeout=10)
+    assert second["web1"].status == "rejected"
+    assert second["web1"].error == "already_running"
+    assert "switch of slow is already running" in second["web1"].message
+    assert (await first)["web1"].status == "completed"
+
+
+async def test_the_same_request_id_never_runs_twice(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    db1 = nats_fleet.inventory.hosts["db1"]
+    request = {"action": "switch", "revision": "once", "id": "fixed-id-1"}
+    first = await admin.deploy([db1], request, timeout=10)
+    again = await admin.deploy([db1], request, timeout=10)
+    assert first["db1"].status == again["db1"].status == "completed"
+    assert again["db1"].data["generation"] == first["db1"].data["generation"]
+
+
+async def test_a_hung_run_is_ended_by_the_timeout(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    out = await admin.deploy(
+        [nats_fleet.inventory.hosts["web2"]],
+        {"action": "switch", "revision": "hang", "options": {"sleep": 600, "timeout": 0.3}},
+        timeout=20,
+    )
+    assert out["web2"].status == "failed"
+    assert out["web2"].error == "timeout"
+    # and the host takes the next request
+    nxt = await admin.deploy(
+        [nats_fleet.inventory.hosts["web2"]], {"action": "switch", "revision": "main"}, timeout=10
+    )
+    assert nxt["web2"].status == "completed"
+
+
+async def test_confirmation_reaches_a_waiting_run(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    web1 = nats_fleet.inventory.hosts["web1"]
+    confirmations: list[dict[str, bool]] = []
+
+    async def on_progress(host: str, line: str) -> None:
+        if "waiting for confirmation" in line:
+            confirmations.append(await admin.confirm([web1], "confirm-me"))
+
+    request = {
+        "action": "switch",
+        "revision": "main",
+        "id": "confirm-me",
+        "options": {"confirm_timeout": 10},
+    }
+    out = await admin.deploy([web1], request, timeout=20, progress=on_progress)
+    assert confirmations == [{"web1": True}]
+    assert out["web1"].status == "completed"
+
+    unconfirmed = await admin.deploy(
+        [web1],
+        {"action": "switch", "revision": "main", "options": {"confirm_timeout": 0.2}},
+        timeout=20,
+    )
+    assert unconfirmed["web1"].status == "failed"
+    assert unconfirmed["web1"].error == "confirm_timeout"
+
+
+async def test_sigterm_mid_run_finishes_it_and_refuses_new_requests(
+    fleet_factory: Callable[..., NatsFleet],
+) -> None:
+    fleet = fleet_factory(make_inventory([("solo", "test", ())]))
+    proc = fleet.start_listener("solo")
+    transport = NatsTransport(fleet.inventory_as("admin"))
+    other = NatsTransport(fleet.inventory_as("admin"))
+    solo = fleet.inventory.hosts["solo"]
+    started = asyncio.Event()
+    try:
+        run = asyncio.create_task(
+            transport.deploy(
+                [solo],
+                {"action": "switch", "revision": "main", "options": {"sleep": 1.5}},
+                timeout=20,
+                progress=lambda h, line: started.set(),
+            )
+        )
+        await asyncio.wait_for(started.wait(), 10)
+        proc.signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        refused = await other.deploy([solo], {"action": "switch", "revision": "x"}, timeout=10)
+        out = await run
+    finally:
+        await transport.close()
+        await other.close()
+    assert refused["solo"].status == "rejected"
+    assert refused["solo"].error == "shutting_down"
+    assert out["solo"].status == "completed"
+    assert await asyncio.to_thread(proc.proc.wait, 10) == 0
+
+
+async def test_facts_report_failed_units_from_the_units_dir(
+    fleet_factory: Callable[..., NatsFleet], tmp_path: Path
+) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "nginx.service").write_text("failed\n")
+    (units / "sshd.service").write_text("active\n")
+    (units / "backup.timer").write_text("failed")
+    fleet = fleet_factory(make_inventory([("solo", "test", ("db",))]))
+    fleet.start_listener(
+        "solo", "--units-dir", str(units), "--disk-path", "/", "--disk-path", str(tmp_path)
+    )
+    transport = NatsTransport(fleet.inventory_as("deployer-test"))
+    try:
+        facts = await transport.facts(fleet.inventory.hosts["solo"])
+    finally:
+        await transport.close()
+    assert facts["failed_units"] == ["backup.timer", "nginx.service"]
+    assert facts["failed_units_source"] == "units-dir"
+    assert [d["path"] for d in facts["disk"]] == ["/", str(tmp_path)]
+    assert facts["roles"] == ["db"]
+
+
+async def test_listener_refuses_a_key_the_server_does_not_know(
+    fleet_factory: Callable[..., NatsFleet], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from hlplay.auth.keys import new_named
+
+    fleet = fleet_factory(make_inventory([("solo", "test", ())]))
+    new_named("intruder", tmp_path)
+    argv = fleet.listener_argv("solo")
+    argv[argv.index("--nkey-file") + 1] = str(tmp_path / "intruder.seed")
+    done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "refused this listener's credentials" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sys.executable  # the listener ran under this interpreter
