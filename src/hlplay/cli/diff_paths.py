@@ -8,7 +8,6 @@ which hands two path arguments over to :func:`diff_two`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -60,6 +59,8 @@ def diff_two(
     # Labelled as typed, as nvd does.
     diff = diff_closures(before, after, before_label=a, after_label=b)
     if json_out:
+        import json
+
         click.echo(json.dumps(diff.to_json(), indent=2))
     else:
         use = want_colour() if color is None else color

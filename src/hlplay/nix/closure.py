@@ -17,17 +17,13 @@ system, of its ``sw`` (the ``environment.systemPackages`` profile).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import re
 import sqlite3
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
 
 from hlplay.errors import HlplayError
 from hlplay.nix.storepath import STORE_DIR, StorePathError, base_path
@@ -133,6 +129,8 @@ def parse_path_info_json(
     text: str | bytes, store_dir: str = STORE_DIR
 ) -> dict[str, tuple[int, list[str]]]:
     """``nix path-info --json`` output -> {path: (nar size, references)}, either shape."""
+    import json  # here, not at the top: only this source needs it
+
     try:
         data: Any = json.loads(text)
     except ValueError as exc:
@@ -210,7 +208,7 @@ WITH RECURSIVE closure(id) AS (
     UNION
     SELECT r.reference FROM Refs r JOIN closure c ON r.referrer = c.id
 )
-SELECT v.path, v.narSize FROM ValidPaths v JOIN closure c ON v.id = c.id
+SELECT v.path, coalesce(v.narSize, 0) FROM ValidPaths v JOIN closure c ON v.id = c.id
 """
 _REFS_SQL = """
 SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?
@@ -239,18 +237,23 @@ def local_db_path(store: str | None = None) -> str | None:
     return db if os.access(db, os.R_OK) else None
 
 
+def _uri_path(path: str) -> str:
+    """Escape what a file: URI cannot hold literally (urllib would cost start-up time)."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
 def closure_from_db(root: str, db: str, sw: str | None = None) -> Closure:
     """Read ``root``'s closure from the Nix database ``db`` (opened read-only).
 
     Raises :class:`sqlite3.Error` when the database cannot be read (callers
     fall back to the CLI) and :class:`ClosureError` when ``root`` is not valid.
     """
-    con = sqlite3.connect(f"file:{quote(db)}?mode=ro", uri=True, timeout=10)
+    con = sqlite3.connect(f"file:{_uri_path(db)}?mode=ro", uri=True, timeout=10)
     try:
         row = con.execute("SELECT id FROM ValidPaths WHERE path = ?", (root,)).fetchone()
         if row is None:
             raise ClosureError(f"path '{root}' is not valid")
-        sizes = {p: (s or 0) for p, s in con.execute(_CLOSURE_SQL, (row[0],))}
+        sizes: dict[str, int] = dict(con.execute(_CLOSURE_SQL, (row[0],)))
         root_refs = frozenset(p for (p,) in con.execute(_REFS_SQL, (row[0],)))
         sw_refs: frozenset[str] | None = None
         if sw is not None and sw in sizes:
@@ -273,6 +276,8 @@ def closure_from_db(root: str, db: str, sw: str | None = None) -> Closure:
 
 
 def _run(argv: Sequence[str]) -> str:
+    import subprocess  # here, not at the top: the database path needs no process
+
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -360,4 +365,6 @@ def closure(path: str, store: str | None = None, *, method: str = "auto") -> Clo
 
 async def closure_async(path: str, store: str | None = None, *, method: str = "auto") -> Closure:
     """:func:`closure` without blocking the event loop."""
+    import asyncio  # not at the top: the CLI's start-up time counts
+
     return await asyncio.to_thread(closure, path, store, method=method)

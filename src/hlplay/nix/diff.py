@@ -16,7 +16,6 @@ versions stayed the same but whose selection changed is listed under
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -265,21 +264,23 @@ def _single_json(row: PackageRow, versions: tuple[str, ...], size: int) -> dict[
 
 def _group(
     sizes: Mapping[str, int], names: dict[str, tuple[str, str]]
-) -> dict[str, tuple[list[str], int]]:
-    """pname -> (versions, total NAR size); ``names`` caches the parse across closures."""
-    groups: dict[str, tuple[list[str], int]] = {}
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """(pname -> versions, pname -> total NAR size); ``names`` caches parses across closures."""
+    versions: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
     for path, size in sizes.items():
         parsed = names.get(path)
         if parsed is None:
             parsed = names[path] = pname_version(path)
         pname, version = parsed
-        entry = groups.get(pname)
-        if entry is None:
-            groups[pname] = ([version], size)
+        found = versions.get(pname)
+        if found is None:
+            versions[pname] = [version]
+            totals[pname] = size
         else:
-            entry[0].append(version)
-            groups[pname] = (entry[0], entry[1] + size)
-    return groups
+            found.append(version)
+            totals[pname] += size
+    return versions, totals
 
 
 def _pnames(paths: Iterable[str], names: dict[str, tuple[str, str]]) -> set[str]:
@@ -309,8 +310,8 @@ def diff_closures(
 ) -> ClosureDiff:
     """Compare two closures package by package, as ``nvd diff`` does."""
     names: dict[str, tuple[str, str]] = {}
-    old = _group(before.sizes, names)
-    new = _group(after.sizes, names)
+    old, old_size = _group(before.sizes, names)
+    new, new_size = _group(after.sizes, names)
     if before.sw_references is not None and after.sw_references is not None:
         sel_old = _pnames(before.sw_references, names)
         sel_new = _pnames(after.sw_references, names)
@@ -324,11 +325,12 @@ def diff_closures(
     changes: list[PackageRow] = []
     selection: list[PackageRow] = []
     for pname in sorted(old.keys() & new.keys()):
-        (vb, sb), (va, sa) = old[pname], new[pname]
+        vb, va = old[pname], new[pname]
         if len(vb) == len(va) == 1 and vb[0] == va[0]:
             ob, oa = vb, va  # the common case, no sorting needed
         else:
             ob, oa = sort_versions(vb), sort_versions(va)
+        sb, sa = old_size[pname], new_size[pname]
         if ob != oa:
             changes.append(
                 PackageRow(pname, _state(ob, oa), marker(pname), tuple(ob), tuple(oa), sb, sa)
@@ -338,11 +340,11 @@ def diff_closures(
                 PackageRow(pname, CHANGED, marker(pname), tuple(ob), tuple(oa), sb, sa)
             )
     added = [
-        PackageRow(p, ADDED, marker(p), (), tuple(sort_versions(new[p][0])), 0, new[p][1])
+        PackageRow(p, ADDED, marker(p), (), tuple(sort_versions(new[p])), 0, new_size[p])
         for p in sorted(new.keys() - old.keys())
     ]
     removed = [
-        PackageRow(p, REMOVED, marker(p), tuple(sort_versions(old[p][0])), (), old[p][1], 0)
+        PackageRow(p, REMOVED, marker(p), tuple(sort_versions(old[p])), (), old_size[p], 0)
         for p in sorted(old.keys() - new.keys())
     ]
     both = before.paths & after.paths
@@ -378,4 +380,6 @@ async def diff_paths_async(
     a: str, b: str, store: str | None = None, *, method: str = "auto"
 ) -> ClosureDiff:
     """:func:`diff_paths` without blocking the event loop."""
+    import asyncio  # not at the top: the CLI's start-up time counts
+
     return await asyncio.to_thread(diff_paths, a, b, store, method=method)

@@ -44,8 +44,8 @@ KNOWN_OUTPUTS = frozenset(
 )
 
 _NAME_RE = re.compile(r"[A-Za-z0-9+\-._?=]+")
-# pname is everything up to the first "-<digit>"; an optional ".drv" is dropped.
-_PNAME_VERSION_RE = re.compile(r"^(.+?)(?:-([0-9].*?))?(\.drv)?$")
+# The version starts after the first "-" that comes before a digit.
+_VERSION_START = re.compile(r"-(?=[0-9])")
 _HASH_RE = re.compile(rf"[{NIX_BASE32}]{{{HASH_LEN}}}")
 
 
@@ -76,18 +76,25 @@ class StorePath:
         return self.path
 
 
+def _split(name: str) -> tuple[str, str]:
+    if name.endswith(".drv"):
+        name = name[:-4]
+    # Searching from 1: the package name is never empty.
+    match = _VERSION_START.search(name, 1)
+    if match is None:
+        return name, ""
+    return name[: match.start()], name[match.end() :]
+
+
 def split_name(name: str) -> tuple[str, str, str, bool]:
     """``name`` (the part after ``<hash>-``) -> (pname, version, output, is_drv)."""
-    match = _PNAME_VERSION_RE.match(name)
-    if match is None:  # only for an empty name, which callers rule out
-        return name, "", "out", False
-    pname, version, drv = match.group(1), match.group(2) or "", match.group(3) is not None
+    pname, version = _split(name)
     output = "out"
     if version:
         _, dash, last = version.rpartition("-")
         if dash and last in KNOWN_OUTPUTS:
             output = last
-    return pname, version, output, drv
+    return pname, version, output, name.endswith(".drv")
 
 
 def base_path(path: str, store_dir: str = STORE_DIR) -> str:
@@ -130,7 +137,5 @@ def try_parse_store_path(path: str, store_dir: str = STORE_DIR) -> StorePath | N
 
 def pname_version(path: str) -> tuple[str, str]:
     """Fast path for bulk work: (pname, version) of a store path, no validation."""
-    name = path.rpartition("/")[2]
-    name = name.partition("-")[2] or name
-    pname, version, _, _ = split_name(name)
-    return pname, version
+    name = path[path.rfind("/") + 1 :]
+    return _split(name[name.find("-") + 1 :])
