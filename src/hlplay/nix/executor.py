@@ -420,7 +420,9 @@ class _Run:
                 )
             else:
                 old = _empty_closure()
-            diff = diff_closures(old, after)
+            diff = diff_closures(
+                old, after, before_label=None if before is not None else "(no system)"
+            )
             text = diff.render_text()
             lines = text.splitlines()
             if len(lines) > DEFAULT_DIFF_LINES:

@@ -1,0 +1,343 @@
+"""``hlplay diff`` and ``hlplay generations``: what a deploy would change, and what ran.
+
+``hlplay diff PATTERN [--revision R] [--json]`` builds the selected hosts'
+systems (each where it would be deployed from: its listener, over SSH, or here
+for local hosts) and diffs each against the system it runs, nvd style. Nothing
+is activated. ``hlplay diff A B`` with two store paths, profiles or generation
+links diffs them directly (``nvd diff A B``).
+
+``hlplay generations PATTERN`` lists each host's system generations with the
+revision that made them (local hosts: every generation; others: what their
+facts report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from hlplay.cli.options import inventory_option, json_option, limit_option
+from hlplay.errors import EXIT_FAILED, EXIT_UNREACHABLE, OptionsError, SelectionError
+
+DEFAULT_TIMEOUT = 3600.0
+
+
+def _load(paths: tuple[str, ...], pattern: str, limit: str | None) -> tuple[Any, list[str]]:
+    from hlplay.inventory.loader import load_inventory
+    from hlplay.inventory.patterns import apply_limit, select_hosts
+
+    inv = load_inventory(list(paths))
+    hosts = apply_limit(inv, select_hosts(inv, pattern), limit)
+    if not hosts:
+        raise SelectionError(f"limit '{limit}' leaves none of the hosts matching '{pattern}'")
+    return inv, hosts
+
+
+def _short(rev: object) -> str:
+    text = str(rev or "?")
+    return text[:12] if len(text) == 40 else text
+
+
+# -- hlplay diff -------------------------------------------------------------------
+
+
+@click.command("diff")
+@click.argument("targets", nargs=-1, required=True, metavar="PATTERN | A B")
+@click.option("-r", "--revision", default=None, help="Branch, tag or commit (default: HEAD).")
+@inventory_option
+@limit_option
+@json_option
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the text output.",
+)
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds to wait for each host's build.")  # fmt: skip
+def diff(
+    targets: tuple[str, ...],
+    revision: str | None,
+    inventory: tuple[str, ...],
+    limit: str | None,
+    as_json: bool,
+    color: str,
+    timeout: float,
+) -> None:
+    """Build hosts and diff each against what it runs (deploys nothing).
+
+    With two store paths, profiles or generation links (A B), diff those.
+    """
+    from hlplay.cli.diff_paths import diff_two, looks_like_path, want_colour
+
+    use_colour = want_colour() if color == "auto" else color == "always"
+    if len(targets) == 2 and all(looks_like_path(t) for t in targets):
+        if revision is not None:
+            raise OptionsError("--revision applies to a host PATTERN, not to two paths")
+        code = diff_two(targets[0], targets[1], as_json, color=use_colour)
+        if code:
+            sys.exit(code)
+        return
+    if len(targets) != 1:
+        raise OptionsError(
+            "expected a host PATTERN, or two store paths / profiles to compare "
+            f"(got {len(targets)} arguments: {' '.join(targets)})"
+        )
+    inv, hosts = _load(inventory, targets[0], limit)
+    code = asyncio.run(_diff_hosts(inv, hosts, revision, as_json, use_colour, timeout))
+    if code:
+        sys.exit(code)
+
+
+async def _resolve_revision(inv: Any, revision: str | None) -> str:
+    from hlplay import gitrepo
+    from hlplay.nix.flakeref import local_repo
+    from hlplay.protocol.messages import ProtocolError, validate_revision
+
+    if revision is not None:
+        try:
+            return validate_revision(revision)
+        except ProtocolError as exc:
+            raise OptionsError(f"--revision {revision!r}: {exc.message}") from None
+    repo = local_repo(inv.settings.nix.flake)
+    if repo is None:
+        return "HEAD"
+    try:
+        return await gitrepo.resolve(repo)
+    except gitrepo.GitError as exc:
+        raise OptionsError(f"cannot resolve HEAD of the flake: {exc}") from None
+
+
+async def deploy_all(
+    inv: Any, hosts: Sequence[str], request: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """Send ``request`` to every host through its transport (local hosts in-process)."""
+    from hlplay.nix.local import LocalDeployer
+    from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
+
+    local = [inv.hosts[h] for h in hosts if inv.hosts[h].transport == "local"]
+    remote = [inv.hosts[h] for h in hosts if inv.hosts[h].transport != "local"]
+    jobs: list[Any] = []
+    if local:
+        jobs.append(LocalDeployer(inv).deploy(local, request, timeout=timeout))
+    pool = None
+    if remote:
+        from hlplay.transports.factory import TransportPool
+
+        pool = TransportPool(inv)
+        by_kind: dict[str, list[Any]] = {}
+        for h in remote:
+            by_kind.setdefault(h.transport, []).append(h)
+        for kind, group in by_kind.items():
+
+            async def one(kind: str = kind, group: list[Any] = group) -> dict[str, Any]:
+                try:
+                    transport = pool.for_kind(kind)
+                    return await transport.deploy(group, request, timeout=timeout)
+                except (NotSupported, Unreachable) as exc:
+                    status = "unreachable" if isinstance(exc, Unreachable) else "failed"
+                    return {h.name: DeployOutcome(h.name, status, None, str(exc)) for h in group}
+
+            jobs.append(one())
+    try:
+        parts = await asyncio.gather(*jobs)
+    finally:
+        if pool is not None:
+            await pool.close()
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update(part)
+    return out
+
+
+async def _diff_hosts(
+    inv: Any,
+    hosts: Sequence[str],
+    revision: str | None,
+    as_json: bool,
+    colour: bool,
+    timeout: float,
+) -> int:
+    from hlplay.nix.diff import ClosureDiff
+
+    rev = await _resolve_revision(inv, revision)
+    request = {"action": "diff", "revision": rev, "id": uuid.uuid4().hex, "options": {}}
+    outcomes = await deploy_all(inv, hosts, request, timeout)
+    failed = unreachable = changed = 0
+    doc: dict[str, Any] = {"revision": rev, "hosts": {}}
+    for name in hosts:
+        o = outcomes.get(name)
+        if o is None or o.status != "completed":
+            status = o.status if o is not None else "failed"
+            if status == "unreachable":
+                unreachable += 1
+            else:
+                failed += 1
+            message = o.message if o is not None else "no answer"
+            error = o.error if o is not None else "internal"
+            doc["hosts"][name] = {"status": status, "error": error, "message": message}
+            if not as_json:
+                label = "UNREACHABLE" if status == "unreachable" else "FAILED"
+                click.secho(f"== {name}: {label}: {message}", fg="red", err=False)
+            continue
+        data = o.data
+        is_changed = bool(data.get("changed"))
+        changed += is_changed
+        doc["hosts"][name] = {
+            "status": "changed" if is_changed else "unchanged",
+            "generation": data.get("old_generation"),
+            "current": data.get("old_path"),
+            "new": data.get("path"),
+            "summary": data.get("diff_summary"),
+            "diff": data.get("diff"),
+        }
+        if as_json:
+            continue
+        gen = data.get("old_generation")
+        head = f"== {name}: generation {gen}" if gen is not None else f"== {name}: no system yet"
+        click.secho(f"{head} -> {_short(rev)}", bold=True, color=colour or None)
+        text = data.get("diff_text") or ""
+        if colour and isinstance(data.get("diff"), dict):
+            try:
+                text = ClosureDiff.from_json(data["diff"]).render_text(color=True)
+            except Exception:  # the plain text is there all the same
+                text = data.get("diff_text") or ""
+        click.echo(text.rstrip("\n"), color=colour or None)
+        if data.get("diff_error"):
+            click.secho(f"   (no diff: {data['diff_error']})", fg="yellow")
+    total = len(hosts)
+    doc["summary"] = {
+        "hosts": total,
+        "changed": changed,
+        "unchanged": total - changed - failed - unreachable,
+        "failed": failed,
+        "unreachable": unreachable,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(
+            f"{total} host(s): {changed} would change, "
+            f"{total - changed - failed - unreachable} unchanged"
+            + (f", {failed} failed" if failed else "")
+            + (f", {unreachable} unreachable" if unreachable else "")
+        )
+    if unreachable:
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED if failed else 0
+
+
+# -- hlplay generations ------------------------------------------------------------
+
+
+@click.command("generations")
+@click.argument("pattern", required=False, default="all", metavar="[PATTERN]")
+@inventory_option
+@limit_option
+@json_option
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for each host's answer.")  # fmt: skip
+def generations(
+    pattern: str, inventory: tuple[str, ...], limit: str | None, as_json: bool, timeout: float
+) -> None:
+    """List the system generations of the selected hosts."""
+    inv, hosts = _load(inventory, pattern, limit)
+    code = asyncio.run(_generations(inv, hosts, as_json, timeout))
+    if code:
+        sys.exit(code)
+
+
+async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> dict[str, Any]:
+    """{"generations": [...], "current": {...}} for one host, or {"error": ...}."""
+    from hlplay.nix.local import LocalDeployer
+    from hlplay.transports.base import NotSupported, Unreachable
+
+    host = inv.hosts[name]
+    try:
+        if host.transport == "local":
+            deployer = LocalDeployer(inv)
+            gens = await asyncio.wait_for(deployer.generations(host), timeout)
+            return {"transport": "local", "generations": gens}
+        facts = await pool.for_host(host).facts(host, timeout=timeout)
+    except Unreachable as exc:
+        return {"transport": host.transport, "unreachable": True, "error": str(exc)}
+    except (NotSupported, TimeoutError, OSError) as exc:
+        return {"transport": host.transport, "error": str(exc) or type(exc).__name__}
+    except Exception as exc:  # one host's failure must not hide the others
+        return {"transport": host.transport, "error": f"{type(exc).__name__}: {exc}"}
+    system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
+    current = {
+        k: (system or {}).get(k, facts.get(k))
+        for k in ("generation", "revision", "path", "store_path", "age", "generations")
+    }
+    out: dict[str, Any] = {"transport": host.transport, "current": current}
+    if isinstance(system, dict) and isinstance(system.get("generation_list"), list):
+        out["generations"] = system["generation_list"]
+    return out
+
+
+async def _generations(inv: Any, hosts: Sequence[str], as_json: bool, timeout: float) -> int:
+    pool = None
+    if any(inv.hosts[h].transport != "local" for h in hosts):
+        from hlplay.transports.factory import TransportPool
+
+        pool = TransportPool(inv)
+    try:
+        rows = await asyncio.gather(*(host_generations(inv, h, pool, timeout) for h in hosts))
+    finally:
+        if pool is not None:
+            await pool.close()
+    result = dict(zip(hosts, rows, strict=True))
+    if as_json:
+        click.echo(json.dumps({"hosts": result}, indent=2, default=str))
+    else:
+        for name, row in result.items():
+            _print_generations(name, row)
+    if any(r.get("unreachable") for r in rows):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED if any(r.get("error") for r in rows) else 0
+
+
+def _print_generations(name: str, row: dict[str, Any]) -> None:
+    if row.get("error"):
+        label = "UNREACHABLE" if row.get("unreachable") else "FAILED"
+        click.secho(f"{name}: {label}: {row['error']}", fg="red")
+        return
+    gens = row.get("generations")
+    if isinstance(gens, list):
+        click.secho(f"{name} ({len(gens)} generation(s))", bold=True)
+        if not gens:
+            click.echo("   no system deployed")
+        for g in gens:
+            mark = "*" if g.get("current") else " "
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(g.get("time") or 0)))
+            rev = _short(g.get("revision")) if g.get("revision") else "-"
+            click.echo(f" {mark} {g.get('number'):>4}  {when}  {rev:<12}  {g.get('path')}")
+        return
+    cur = row.get("current") or {}
+    if cur.get("generation") is None:
+        click.echo(f"{name}: no generation reported")
+        return
+    age = cur.get("age")
+    age_text = f", {_age(float(age))} old" if isinstance(age, int | float) else ""
+    rev = _short(cur.get("revision")) if cur.get("revision") else "-"
+    count = f" of {cur['generations']}" if cur.get("generations") else ""
+    click.echo(
+        f"{name}: generation {cur['generation']}{count} (current), revision {rev}{age_text}, "
+        f"{cur.get('path') or cur.get('store_path') or '?'}"
+    )
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
