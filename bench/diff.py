@@ -8,7 +8,11 @@ them), then times in one run:
 * ``nix store diff-closures A B`` — Nix's own C++ command;
 * hlplay's diff in-process, end to end (closure queries + diff + text), for each
   closure source (Nix database, ``nix path-info``, ``nix-store``);
-* ``hlplay diff A B`` as a fresh process (interpreter start-up included).
+* ``hlplay diff A B`` as a fresh process (interpreter start-up included), both
+  the command alone and, when present, through the ``hlplay`` entry point.
+
+Cases run interleaved, round after round, so a busy machine slows all alike;
+medians and minimums are printed.
 
 Packages are ``builtins.toFile`` store paths that refer to their dependencies
 (no builder to run, so building 6,000 of them takes seconds); the ``sw`` and
@@ -20,6 +24,7 @@ the toplevel are real derivations, as on NixOS.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -127,14 +132,18 @@ def build(directory: Path, n: int, changes: int) -> tuple[str, str]:
     return os.path.realpath(before), os.path.realpath(after)
 
 
-def timeit(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm the page cache and the OS
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def measure(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Run every case once per round, interleaved, so load on the machine hits all alike."""
+    for fn in cases.values():
+        fn()  # warm the page cache and the OS
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            start = time.perf_counter()
+            cases[name]()
+            samples[name].append(time.perf_counter() - start)
+    return samples
 
 
 def main() -> None:
@@ -192,23 +201,37 @@ def main() -> None:
         f"{len(diff.removed)} removed packages; nix diff-closures prints {nix_lines} lines"
     )
 
-    results = {
-        "nix store diff-closures (process)": timeit(nix, args.repeat),
-        "hlplay diff, in-process, auto (sqlite)": timeit(ours("auto"), args.repeat),
-        "hlplay diff, in-process, nix path-info": timeit(ours("path-info"), args.repeat),
-        "hlplay diff, in-process, nix-store -qR": timeit(ours("nix-store"), args.repeat),
-        "hlplay diff A B (process)": timeit(cli, args.repeat),
+    cases: dict[str, Callable[[], object]] = {
+        "nix store diff-closures (process)": nix,
+        "hlplay diff A B (process)": cli,
+        "hlplay diff, in-process, auto (sqlite)": ours("auto"),
+        "hlplay diff, in-process, nix path-info": ours("path-info"),
+        "hlplay diff, in-process, nix-store -qR": ours("nix-store"),
     }
-    base = results["nix store diff-closures (process)"]
-    width = max(map(len, results))
-    print(f"median of {args.repeat} runs:")
-    for name, secs in results.items():
-        print(f"  {name:<{width}}  {secs * 1000:8.1f} ms   nix/this = {base / secs:5.2f}x")
+    entry = Path(sys.executable).with_name("hlplay")
+    if entry.exists() and importlib.util.find_spec("hlplay.cli.nix_cmd") is not None:
+        # The whole CLI, as a user types it (its own start-up included).
+        cases["hlplay diff A B (entry point)"] = lambda: subprocess.run(
+            [str(entry), "diff", a, b], check=True, capture_output=True
+        )
+    samples = measure(cases, args.repeat)
+    medians = {name: statistics.median(s) for name, s in samples.items()}
+    mins = {name: min(s) for name, s in samples.items()}
+    nix_name = "nix store diff-closures (process)"
+    width = max(map(len, cases))
+    print(f"{args.repeat} interleaved rounds; load average {os.getloadavg()[0]:.2f}")
+    print(f"  {'':<{width}}  {'median':>9}  {'min':>9}  nix/this (median, min)")
+    for name in cases:
+        print(
+            f"  {name:<{width}}  {medians[name] * 1000:7.1f}ms  {mins[name] * 1000:7.1f}ms"
+            f"  {medians[nix_name] / medians[name]:5.2f}x {mins[nix_name] / mins[name]:5.2f}x"
+        )
     print(
         json.dumps(
             {
                 "paths": [diff.before_paths, diff.after_paths],
-                "ms": {k: round(v * 1000, 1) for k, v in results.items()},
+                "median_ms": {k: round(v * 1000, 1) for k, v in medians.items()},
+                "min_ms": {k: round(v * 1000, 1) for k, v in mins.items()},
             }
         )
     )
