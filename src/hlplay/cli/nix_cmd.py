@@ -278,6 +278,8 @@ async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> di
         k: (system or {}).get(k, facts.get(k))
         for k in ("generation", "revision", "path", "store_path", "age", "generations")
     }
+    if current["age"] is None:  # a listener's facts call it generation_age
+        current["age"] = facts.get("generation_age")
     out: dict[str, Any] = {"transport": host.transport, "current": current}
     if isinstance(system, dict) and isinstance(system.get("generation_list"), list):
         out["generations"] = system["generation_list"]

@@ -113,14 +113,21 @@ class NixExecutor(Executor):
     # -- facts ---------------------------------------------------------------
 
     async def current(self, ctx: ExecContext) -> dict[str, Any]:
+        """The running generation (number, path, revision, age) and the list of all."""
         gens = await system.list_generations(ctx.runner, ctx.profile)
         cur = next((g for g in gens if g.current), None)
         out: dict[str, Any] = {"profile": ctx.profile, "generations": len(gens)}
-        if cur is None:
+        if not gens:
+            out["generation_list"] = []
             return out
         records = await system.read_deployments(
             ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
         )
+        out["generation_list"] = [
+            {**g.to_dict(), "revision": system.revision_of(records, g.path)} for g in gens
+        ]
+        if cur is None:
+            return out
         out.update(
             generation=cur.number,
             path=cur.path,
@@ -133,16 +140,8 @@ class NixExecutor(Executor):
 
     async def generations(self, ctx: ExecContext) -> list[dict[str, Any]]:
         """Every generation of the profile, oldest first, with its deployed revision."""
-        gens = await system.list_generations(ctx.runner, ctx.profile)
-        records = await system.read_deployments(
-            ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
-        )
-        out = []
-        for g in gens:
-            row = g.to_dict()
-            row["revision"] = system.revision_of(records, g.path)
-            out.append(row)
-        return out
+        rows = (await self.current(ctx)).get("generation_list") or []
+        return list(rows)
 
     # -- entry point ---------------------------------------------------------
 
