@@ -181,3 +181,18 @@ async def test_facts_without_units_dir_or_systemd_say_unavailable(
             assert (facts["failed_units"], facts["failed_units_source"]) == (None, "unavailable")
     finally:
         await t.close()
+
+
+async def test_executor_and_settings_come_from_group_vars(
+    ssh_lab_session: SshLab, sshd: Sshd
+) -> None:
+    host = ssh_lab_session.host(sshd)  # no vars of its own
+    inventory = ssh_lab_session.inventory([host])
+    inventory.groups["all"].vars.update({"hlplay_executor": "noop"})
+    t = SshTransport(inventory)
+    try:
+        out = await t.deploy([host], {"action": "boot", "revision": "main"})
+        assert out[host.name].status == "completed"
+        assert out[host.name].data["executor"] == "noop"
+    finally:
+        await t.close()

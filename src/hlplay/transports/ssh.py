@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import importlib
 import inspect
 import json
 import logging
@@ -614,20 +613,11 @@ def _text(data: bytes | str | None) -> str:
 
 
 def _merged_vars(inventory: Inventory, host: Host) -> dict[str, Any]:
-    try:
-        variables = importlib.import_module("hlplay.inventory.variables")
-        return dict(variables.host_variables(inventory, host.name))
-    except Exception:  # noqa: S110 - the plain merge below is the same minus templating
-        pass
-    merged: dict[str, Any] = {}
-    for group in inventory.group_chain.get(host.name, []):
-        merged.update(inventory.group_vars_files.get(group, {}))
-        g = inventory.groups.get(group)
-        if g is not None:
-            merged.update(g.vars)
-    merged.update(inventory.host_vars_files.get(host.name, {}))
-    merged.update(host.vars)
-    return merged
+    from hlplay.inventory.variables import host_variables
+
+    if host.name not in inventory.hosts:  # a host made up by the caller
+        return dict(host.vars)
+    return host_variables(inventory, host.name)
 
 
 def _max_channels(hvars: Mapping[str, Any]) -> int:
