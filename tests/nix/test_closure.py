@@ -226,3 +226,28 @@ def test_closure_equality_ignores_the_source() -> None:
     a = Closure(root=TOP, sizes={TOP: 1}, root_references=frozenset(), source="sqlite")
     b = Closure(root=TOP, sizes={TOP: 1}, root_references=frozenset(), source="path-info")
     assert a == b and TOP in a
+
+
+def test_another_store_through_the_cli(scen: Scenarios, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    for name in ("base", "upgrade"):
+        subprocess.run(
+            ["nix", "copy", "--no-check-sigs", "--to", store, scen[name]],
+            capture_output=True,
+            check=True,
+        )
+    local = closure(scen["base"])
+    for method in ("auto", "path-info", "nix-store"):
+        there = closure(scen["base"], store, method=method)
+        assert there.source == ("nix-store" if method == "nix-store" else "path-info")
+        # The sw link is not read in another store: its system-path reference stands in.
+        assert there == local, method
+    with pytest.raises(ClosureError, match="not readable"):
+        closure(scen["base"], store, method="sqlite")
+    with pytest.raises(ClosureError, match="is not valid"):
+        closure(scen["removed"], store)
+
+    from hlplay.nix.diff import diff_paths
+
+    remote = diff_paths(scen["base"], scen["upgrade"], store)
+    assert remote.to_json() == diff_paths(scen["base"], scen["upgrade"]).to_json()

@@ -266,6 +266,8 @@ def test_looks_like_path() -> None:
     assert looks_like_path("/nix/var/nix/profiles/system")
     assert not looks_like_path("tier=test")
     assert not looks_like_path("web1")
+    assert not looks_like_path("~web[0-9]+")
+    assert looks_like_path("~")
 
 
 # --- real Nix ---------------------------------------------------------------------------

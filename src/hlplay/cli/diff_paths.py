@@ -14,18 +14,16 @@ import sys
 
 import click
 
-from hlplay.nix.storepath import STORE_DIR
-
 _GENERATION_LINK = re.compile(r".+-[0-9]+-link$")
 
 
 def looks_like_path(arg: str) -> bool:
     """Whether ``arg`` names a store path, profile or link rather than a host pattern."""
+    # "~web.*" is a regex host pattern unless such a file exists.
     return (
-        arg.startswith(STORE_DIR.rstrip("/") + "/")
-        or arg.startswith(("/", "./", "../", "~"))
+        arg.startswith(("/", "./", "../"))
         or bool(_GENERATION_LINK.fullmatch(arg))
-        or os.path.lexists(arg)
+        or os.path.lexists(os.path.expanduser(arg))
     )
 
 
