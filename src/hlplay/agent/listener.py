@@ -256,7 +256,8 @@ class Listener:
             self._exit_error = "the NATS connection closed for good"
             self._stop.set()
 
-    async def connect(self) -> None:
+    async def connect(self) -> bool:
+        """Connect to NATS, waiting for the server as long as it takes; False if stopped first."""
         from nats.aio.client import Client as NATS
 
         cfg = self.config
@@ -308,12 +309,14 @@ class Listener:
                     f"NATS at {', '.join(cfg.nats_urls)} refused this listener's credentials "
                     f"({self._auth_failed}); check --nkey-file and the server's users"
                 )
-            raise ListenerError("stopped before connecting to NATS")
+            return False
         connecting.result()
+        return True
 
     async def start(self) -> None:
-        """Connect and subscribe; returns once the listener is serving."""
-        await self.connect()
+        """Connect and subscribe; returns once the listener is serving (or was stopped)."""
+        if not await self.connect():
+            return
         nc = self.nc
         assert nc is not None
         for subject in self.subjects.deploy:
@@ -751,21 +754,23 @@ async def run_many(configs: Sequence[ListenerConfig], *, concurrency: int = 50) 
 def run_many_main(argv: Sequence[str] | None = None) -> None:
     """``python -c 'from hlplay.agent.listener import run_many_main; run_many_main()' SPEC``.
 
-    SPEC is JSON: ``{"urls": [...], "seed": "SU…", "tier": "t", "hosts": ["h1", …],
-    "roles": [...], "executor": "noop", "progress_interval": 0.5}``.
+    SPEC is a JSON file: ``{"urls": [...], "tier": "t", "executor": "noop",
+    "progress_interval": 0.5, "hosts": [{"name": "h1", "seed": "SU…", "roles": [...]}]}``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    spec = json.loads(args[0])
+    with open(args[0]) as fh:
+        spec = json.load(fh)
     logging.basicConfig(level=spec.get("log_level", "WARNING"), format="%(levelname)s %(message)s")
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
     base = ListenerConfig(
         hostname="x",
         tier=spec["tier"],
-        roles=tuple(spec.get("roles", ())),
         nats_urls=tuple(spec["urls"]),
-        nkey_seed=spec.get("seed"),
         executor=spec.get("executor", "noop"),
         progress_interval=float(spec.get("progress_interval", 0.5)),
-        disk_paths=("/",),
     )
-    configs = [replace(base, hostname=h) for h in spec["hosts"]]
+    configs = [
+        replace(base, hostname=h["name"], nkey_seed=h.get("seed"), roles=tuple(h.get("roles", ())))
+        for h in spec["hosts"]
+    ]
     asyncio.run(run_many(configs))

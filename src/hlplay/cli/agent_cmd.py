@@ -12,8 +12,9 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -27,7 +28,10 @@ def _env(name: str) -> str:
     return ENV + name.upper().replace("-", "_")
 
 
-def _opt(name: str, *dest: str, **kwargs: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _opt(name: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(f"--{name}", *dest, envvar=_env(name), show_envvar=True, **kwargs)
 
 
@@ -66,9 +70,7 @@ def _opt(name: str, *dest: str, **kwargs: Any) -> Any:
     help="Directory of <unit> files holding 'active' or 'failed' (instead of systemctl).",
 )
 @_opt("disk-path", "disk_paths", multiple=True, default=("/",), help="Disk to report (repeatable).")
-@_opt(
-    "progress-interval", default=0.5, type=float, help="Seconds between two progress messages."
-)
+@_opt("progress-interval", default=0.5, type=float, help="Seconds between two progress messages.")
 @_opt(
     "log-level",
     default="info",
