@@ -315,3 +315,22 @@ async def test_become_runs_the_command_as_root_via_sudo(
         assert root.stdout.strip() == "root"
     finally:
         await t.close()
+
+
+async def test_sessions_refused_by_the_server_name_the_limit(ssh_lab_session: SshLab) -> None:
+    server = ssh_lab_session.start("ssh-tight", netns=False, extra_config="MaxSessions 2")
+    host = ssh_lab_session.host(server, vars={"hlplay_ssh_max_channels": 4})
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        results = await asyncio.gather(
+            *(t.run(host, ["sleep", "0.3"]) for _ in range(4)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, Unreachable)]
+        assert refused, results
+        assert "MaxSessions below hlplay_ssh_max_channels, 4?" in str(refused[0])
+        assert sum(1 for r in results if not isinstance(r, BaseException) and r.rc == 0) == 2
+        # the tasks that got a session were not cut off, and the connection lives on
+        assert (await t.run(host, ["true"])).rc == 0
+        assert t.connects == 1
+    finally:
+        await t.close()

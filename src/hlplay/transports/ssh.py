@@ -275,6 +275,13 @@ class SshTransport(Transport):
                 try:
                     return await self._run_channel(conn, args, command, timeout, stdin, start)
                 except _ChannelNotOpened as exc:
+                    if not conn.is_closed():
+                        # Refused on a live connection that other tasks still use.
+                        bound = _max_channels(self.host_vars(host))
+                        raise Unreachable(
+                            f"{host.name} refused a session: {exc} (is sshd's MaxSessions "
+                            f"below hlplay_ssh_max_channels, {bound}?)"
+                        ) from None
                     self._forget(host, conn)
                     if attempt == 2:
                         raise Unreachable(f"cannot open a session to {host.name}: {exc}") from None
@@ -299,10 +306,7 @@ class SshTransport(Transport):
         try:
             proc = await conn.create_process(command, encoding=None)
         except asyncssh.ChannelOpenError as exc:
-            if conn.is_closed():
-                raise _ChannelNotOpened(exc.reason) from None
-            # The server refused a session on a live connection (MaxSessions).
-            raise _ChannelNotOpened(f"{exc.reason} (is sshd's MaxSessions too low?)") from None
+            raise _ChannelNotOpened(exc.reason) from None
         except (asyncssh.Error, OSError) as exc:
             raise _ChannelNotOpened(str(exc) or type(exc).__name__) from None
         try:
