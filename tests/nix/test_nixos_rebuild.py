@@ -164,3 +164,56 @@ def test_the_module_is_a_batch_module_that_supports_check() -> None:
     assert NixosRebuild.batch and NixosRebuild.supports_check
     choices = NixosRebuild.args["action"].choices
     assert choices == ("switch", "boot", "test", "dry-activate", "build")
+
+
+# -- over NATS: a real listener running the Nix executor ----------------------------
+
+
+async def test_switch_over_nats_is_confirmed_while_the_listener_waits(
+    nix_flake, fleet_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from fixtures.nats import make_inventory
+    from hlplay.transports.nats import NatsTransport
+
+    fleet = fleet_factory(make_inventory([("web1", "test", ("web",))]))
+    nix_flake.set_host("web1", {"hello": "1.0"}, services=["web"])
+    rev1 = nix_flake.commit("v1")
+    nix_flake.set_host("web1", {"hello": "1.1"}, services=["web"])
+    rev2 = nix_flake.commit("v2")
+    fleet.start_listener(
+        "web1",
+        "--flake", str(nix_flake.root),
+        "--profile", nix_flake.profile("web1"),
+        executor="nix",
+    )  # fmt: skip
+    inv = fleet.inventory_as("admin")
+    transport = NatsTransport(inv)
+    try:
+        ctx = TaskContext(
+            host=inv.hosts["web1"], inventory=inv, vars={}, transport=transport, diff_mode=True
+        )
+        module = NixosRebuild()
+        first = await module.run(ctx, {"revision": rev1, "confirm_timeout": 0})
+        assert first.changed and not first.failed, first.msg
+        # The listener waits for the confirmation inside its run; the module
+        # confirms when the host says so, long before the 20 s would run out.
+        second = await module.run(ctx, {"revision": rev2, "confirm_timeout": 20})
+        assert second.changed and not second.failed, second.msg
+        assert second.data["confirmed"] is True
+        assert (second.data["old_generation"], second.data["generation"]) == (1, 2)
+        assert "1.0 -> 1.1" in second.diff
+        again = await module.run(ctx, {"revision": rev2})
+        assert not again.changed and not again.failed, again.msg
+        checked = await module.run(
+            TaskContext(
+                host=inv.hosts["web1"], inventory=inv, vars={}, transport=transport,
+                check_mode=True,
+            ),
+            {"revision": rev1},
+        )  # fmt: skip
+        assert checked.changed and "1.1 -> 1.0" in checked.diff
+    finally:
+        await transport.close()
+    assert nix_flake.generations("web1") == [1, 2]
+    assert nix_flake.current_generation("web1") == 2
+    assert [a for a, _ in nix_flake.activations("web1")] == ["switch", "switch"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
@@ -134,8 +135,13 @@ class NixosRebuild(Module):
             request["flake"] = str(args["flake"])
         if args.get("timeout") is not None:
             request["timeout"] = float(args["timeout"])
-        controller_checks = [] if ctx.check_mode else [c for c in checks if c.side == "controller"]
-        if action not in CONFIRMED_ACTIONS:
+        controller_checks = [c for c in checks if c.side == "controller"]
+        if controller_checks and confirm == 0:
+            raise ValueError(
+                "health checks 'from: controller' need confirm_timeout > 0: the host"
+                " keeps the new system only when they pass"
+            )
+        if ctx.check_mode or action not in CONFIRMED_ACTIONS:
             controller_checks = []
         return request, controller_checks
 
@@ -147,103 +153,127 @@ class NixosRebuild(Module):
         request: dict[str, Any],
         checks: Mapping[str, list[health.HealthCheck]],
     ) -> dict[str, ModuleResult]:
+        from hlplay.nix.executor import is_confirm_line
+
         first = group[0]
-        hosts = [c.host for c in group]
+        hosts = {c.host.name: c.host for c in group}
         deployer = _deployer(first, request.pop("flake", None))
         timeout = request.pop("timeout", None)
         if timeout is None:
             timeout = first.timeout
         request_id = uuid.uuid4().hex
         request["id"] = request_id
-        try:
-            outcomes = await deployer.deploy(hosts, request, timeout=timeout)
-        except NotSupported as exc:
-            return {h.name: ModuleResult(failed=True, msg=str(exc)) for h in hosts}
-        except Unreachable as exc:
-            return {h.name: ModuleResult(unreachable=True, msg=str(exc)) for h in hosts}
-        missing = [h.name for h in hosts if h.name not in outcomes]
-        for name in missing:
-            outcomes[name] = DeployOutcome(name, "failed", "internal", "no outcome for this host")
+        settling: dict[str, asyncio.Task[_Settled]] = {}
 
-        waiting = [h for h in hosts if _awaiting(outcomes[h.name])]
-        if waiting:
-            await self._confirm(deployer, waiting, request_id, outcomes, checks)
+        def settle(name: str) -> None:
+            if name in hosts and name not in settling:
+                settling[name] = asyncio.create_task(
+                    _settle(deployer, hosts[name], request_id, checks.get(name) or [])
+                )
+
+        def progress(host: str, line: str) -> None:
+            # A host waiting on the controller inside its deploy (a listener) says
+            # so in a progress line: confirm it while the deploy is still running.
+            if is_confirm_line(line, request_id):
+                settle(host)
+
+        try:
+            outcomes = await deployer.deploy(
+                list(hosts.values()), request, timeout=timeout, progress=progress
+            )
+        except NotSupported as exc:
+            outcomes = {h: DeployOutcome(h, "failed", "not_supported", str(exc)) for h in hosts}
+        except Unreachable as exc:
+            outcomes = {h: DeployOutcome(h, "unreachable", None, str(exc)) for h in hosts}
+        for name in hosts:
+            if name not in outcomes:
+                outcomes[name] = DeployOutcome(name, "failed", "internal", "no outcome")
+            elif _awaiting(outcomes[name]):
+                settle(name)  # armed a canary and returned: confirm now
+        if settling:
+            done = await asyncio.gather(*settling.values())
+            for name, settled in zip(settling, done, strict=True):
+                _apply(outcomes[name], settled)
         return {
-            h.name: _result(outcomes[h.name], request["action"], group[0].check_mode) for h in hosts
+            name: _result(outcomes[name], request["action"], first.check_mode) for name in hosts
         }
 
-    async def _confirm(
-        self,
-        deployer: Any,
-        waiting: Sequence[Any],
-        request_id: str,
-        outcomes: dict[str, DeployOutcome],
-        checks: Mapping[str, list[health.HealthCheck]],
-    ) -> None:
-        """Controller-side checks, then confirm the hosts that pass; the rest roll back."""
-        from hlplay.nix.executor import local_runner
 
-        passed, failed = [], []
-        for host in waiting:
-            host_checks = checks.get(host.name) or []
-            if host_checks:
-                report = await health.run_checks(local_runner, host_checks)
-                outcomes[host.name].data.setdefault("health", []).extend(report.to_list())
-                if not report.ok:
-                    failed.append((host, report))
-                    continue
-            passed.append(host)
+@dataclass
+class _Settled:
+    """What the controller did about one host waiting for confirmation."""
 
-        if failed:
+    report: health.HealthReport | None
+    confirmed: bool
+    answer: Any = None  # the transport's answer (DeployOutcome, bool or None)
+    note: str = ""
+
+
+async def _settle(
+    deployer: Any, host: Any, request_id: str, checks: list[health.HealthCheck]
+) -> _Settled:
+    """Controller-side checks, then confirm (or reject) one waiting host."""
+    from hlplay.nix.executor import local_runner
+
+    report = None
+    if checks:
+        report = await health.run_checks(local_runner, checks)
+        if not report.ok:
             reject = getattr(deployer, "reject", None)
-            hosts = [h for h, _ in failed]
-            rejected: Mapping[str, Any] = {}
-            if reject is not None:
-                rejected = await reject(hosts, request_id)
-            for host, report in failed:
-                out = outcomes[host.name]
-                back = rejected.get(host.name)
-                story = (
-                    back.message
-                    if isinstance(back, DeployOutcome)
-                    else "confirmation withheld: the host rolls back by itself"
-                )
-                if isinstance(back, DeployOutcome):
-                    out.data.update({k: v for k, v in back.data.items() if k in RESULT_KEYS})
-                out.status, out.error = "failed", "health_failed"
-                out.message = f"health check failed on the controller: {report.summary()}; {story}"
+            if reject is None:
+                return _Settled(report, False, None, "confirmation withheld")
+            answers = await reject([host], request_id)
+            return _Settled(report, False, answers.get(host.name), "confirmation withheld")
+    confirm = getattr(deployer, "confirm", None)
+    if confirm is None:
+        note = f"the {getattr(deployer, 'name', '?')} transport cannot confirm"
+        return _Settled(report, False, None, note)
+    try:
+        answers = await confirm([host], request_id)
+    except (NotSupported, Unreachable) as exc:
+        return _Settled(report, False, None, f"confirmation not delivered: {exc}")
+    answer = answers.get(host.name) if isinstance(answers, Mapping) else None
+    ok = answer is True or (isinstance(answer, DeployOutcome) and answer.status == "completed")
+    return _Settled(report, ok, answer, "" if ok else "confirmation not delivered")
 
-        if not passed:
-            return
-        confirm = getattr(deployer, "confirm", None)
-        if confirm is None:
-            for host in passed:
-                out = outcomes[host.name]
-                out.status, out.error = "failed", "confirm_timeout"
-                out.message = (
-                    f"{out.message}; the {getattr(deployer, 'name', '?')} transport cannot "
-                    "confirm: the host rolls back by itself"
-                )
-            return
-        answers = await confirm(passed, request_id)
-        for host in passed:
-            out = outcomes[host.name]
-            answer = answers.get(host.name) if isinstance(answers, Mapping) else None
-            if isinstance(answer, DeployOutcome):
-                if answer.status == "completed":
-                    out.data.update(confirmed=True)
-                    out.data.pop("awaiting_confirm", None)
-                    out.message = f"{out.message.split('; awaiting')[0]}; confirmed"
-                else:
-                    out.status, out.error = "failed", answer.error or "confirm_timeout"
-                    out.message = answer.message
-                    out.data.update({k: v for k, v in answer.data.items() if k in RESULT_KEYS})
-            elif answer is True:
-                out.data.update(confirmed=True)
-                out.data.pop("awaiting_confirm", None)
-            else:
-                out.status, out.error = "failed", "confirm_timeout"
-                out.message = "confirmation not delivered: the host rolls back by itself"
+
+def _apply(out: DeployOutcome, settled: _Settled) -> None:
+    """Fold the controller's part (checks, confirmation) into a host's outcome."""
+    if settled.report is not None:
+        out.data.setdefault("health", []).extend(settled.report.to_list())
+    answer = settled.answer
+    if isinstance(answer, DeployOutcome):
+        out.data.update({k: v for k, v in answer.data.items() if k in RESULT_KEYS})
+    waiting = _awaiting(out)
+    if settled.report is not None and not settled.report.ok:
+        if isinstance(answer, DeployOutcome):
+            story = answer.message
+        elif waiting:
+            story = "confirmation withheld: the host rolls back by itself"
+        else:
+            story = out.message
+        out.status, out.error = "failed", "health_failed"
+        out.message = f"health check failed on the controller: {settled.report.summary()}; {story}"
+        return
+    if not waiting:
+        # The deploy waited for its own end: the outcome already says how it went.
+        if settled.confirmed:
+            out.data.setdefault("confirmed", True)
+        return
+    if settled.confirmed:
+        out.data["confirmed"] = True
+        out.data.pop("awaiting_confirm", None)
+        out.message = f"{out.message.split('; awaiting')[0]}; confirmed"
+        if out.status == "awaiting_confirm":
+            out.status = "completed"
+        return
+    out.status = "failed"
+    if isinstance(answer, DeployOutcome):
+        out.error = answer.error or "confirm_timeout"
+        out.message = answer.message
+    else:
+        out.error = "confirm_timeout"
+        out.message = f"{settled.note}: the host rolls back by itself"
 
 
 def _awaiting(outcome: DeployOutcome) -> bool:

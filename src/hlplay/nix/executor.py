@@ -57,6 +57,21 @@ MAX_CONFIRM_TIMEOUT = 3600.0
 DEFAULT_DIFF_LINES = 400
 
 
+#: The progress line that tells the controller a host waits for its confirmation:
+#: ``hlplay: awaiting confirmation id=<request id> within <N>s``. The request id
+#: is random per request, so no command output can imitate it.
+CONFIRM_MARKER = "hlplay: awaiting confirmation"
+
+
+def confirm_line(request_id: str | None, timeout: float) -> str:
+    return f"{CONFIRM_MARKER} id={request_id or '-'} within {timeout:g}s"
+
+
+def is_confirm_line(line: str, request_id: str) -> bool:
+    """Whether a progress line says the host waits for confirmation of ``request_id``."""
+    return line.startswith(CONFIRM_MARKER) and f" id={request_id} " in line
+
+
 class OptionsError(ValueError):
     pass
 
@@ -528,14 +543,14 @@ class _Run:
                 request_id=request_id,
                 confirm_deadline=time.time() + timeout,
             )
-            await ctx.progress(f"awaiting confirmation within {timeout:g}s (canary {canary})")
+            await ctx.progress(confirm_line(request_id, timeout) + f" (canary {canary})")
             return ExecResult(
                 True,
                 None,
                 f"{self.success_message()}; awaiting confirmation within {timeout:g}s",
                 self.data,
             )
-        await ctx.progress(f"awaiting confirmation within {timeout:g}s")
+        await ctx.progress(confirm_line(self.request.id, timeout))
         confirmed = await ctx.wait_confirm(timeout)
         self.data["confirmed"] = bool(confirmed)
         if confirmed:
