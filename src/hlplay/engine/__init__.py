@@ -1,0 +1,1 @@
+"""The playbook engine: plays, batches, strategies, handlers, over transports."""

@@ -1,0 +1,42 @@
+"""How a batch of hosts walks through a play's sections.
+
+``linear``: every host runs a task before any host starts the next one
+(lockstep), as in Ansible's default. ``free``: each host runs through the
+sections on its own, so a fast host finishes before a slow one starts its
+second task. Both are bounded by ``--forks`` and a task's ``throttle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hlplay.engine.runner import Runner
+    from hlplay.engine.state import HostState, PlayContext
+
+Strategy = Callable[["Runner", "PlayContext", "Sequence[HostState]"], Awaitable[None]]
+
+
+async def _sections(runner: Runner, pc: PlayContext, hosts: Sequence[HostState]) -> None:
+    for _, items in pc.play.sections():
+        await runner.run_items(pc, items, hosts, False)
+        if runner.stopping:
+            return
+        await runner.flush_handlers(pc, hosts)
+        if pc.stopped:
+            break
+    if pc.stopped and runner.force_handlers(pc) and not runner.stopping:
+        await runner.flush_handlers(pc, hosts)
+
+
+async def linear(runner: Runner, pc: PlayContext, batch: Sequence[HostState]) -> None:
+    await _sections(runner, pc, batch)
+
+
+async def free(runner: Runner, pc: PlayContext, batch: Sequence[HostState]) -> None:
+    await asyncio.gather(*(_sections(runner, pc, [hs]) for hs in batch))
+
+
+STRATEGIES: dict[str, Strategy] = {"linear": linear, "free": free}

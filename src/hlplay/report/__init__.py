@@ -1,0 +1,1 @@
+"""Reporters: turn the engine's event stream into console text, JSON, JUnit …"""
