@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.nix import NixTestFlake
 from fixtures.sshd import Sshd, SshLab
 from hlplay.transports.ssh import SshTransport
+from realparts import NIX_CONFIG
 
 pytestmark = pytest.mark.sshd
 
@@ -194,5 +196,32 @@ async def test_executor_and_settings_come_from_group_vars(
         out = await t.deploy([host], {"action": "boot", "revision": "main"})
         assert out[host.name].status == "completed"
         assert out[host.name].data["executor"] == "noop"
+    finally:
+        await t.close()
+
+
+async def test_nix_executor_switches_a_host_over_ssh(
+    ssh_lab_session: SshLab, nix_flake: NixTestFlake, tmp_path: Path
+) -> None:
+    # The host's Nix reads its settings from a file of its own (flakes on,
+    # no substituters), as a host's nix.conf would say.
+    conf = tmp_path / "nix.conf"
+    conf.write_text(NIX_CONFIG)
+    server = ssh_lab_session.start(
+        "ssh-nix", netns=False, set_env={"NIX_USER_CONF_FILES": str(conf)}
+    )
+    nix_flake.set_host("web9", packages={"hello": "1.0"})
+    rev = nix_flake.commit()
+    host = ssh_lab_session.host(
+        server, name="web9", vars={**nix_flake.host_vars("web9"), "hlplay_executor": "nix"}
+    )
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        out = (await t.deploy([host], {"action": "switch", "revision": rev}, timeout=120))["web9"]
+        assert out.status == "completed", out
+        assert nix_flake.current_generation("web9") == 1
+        assert nix_flake.activations("web9") == [("switch", nix_flake.current_path("web9"))]
+        facts = await t.facts(host)
+        assert facts["generation"] == 1
     finally:
         await t.close()
