@@ -246,3 +246,55 @@ async def test_build_reports_the_store_path_by_branch(web1) -> None:  # type: ig
     res = await ex.execute(req("build", "main"), flake.context("web1"))
     assert res.ok and res.data["path"] == flake.build("web1", rev2)
     assert flake.generations("web1") == []
+
+
+# -- over SSH: the controller runs the executor, the host keeps the watchdog -------
+
+
+@pytest.fixture
+def ssh_runner(ssh_lab_session, tmp_path):  # type: ignore[no-untyped-def]
+    """A command runner over a real SSH connection to a loopback sshd."""
+    from hlplay.transports.ssh import SshTransport
+    from realparts import NIX_CONFIG
+
+    conf = tmp_path / "nix.conf"
+    conf.write_text(NIX_CONFIG)
+    server = ssh_lab_session.start(
+        f"nixhost-{tmp_path.name[-8:]}", netns=False, set_env={"NIX_USER_CONF_FILES": str(conf)}
+    )
+    host = ssh_lab_session.host(server, name="web1")
+    transport = SshTransport(ssh_lab_session.inventory([host]))
+
+    async def runner(argv, timeout):  # type: ignore[no-untyped-def]
+        return await transport.run(host, argv, timeout=timeout)
+
+    yield runner, transport
+    server.stop()
+
+
+async def test_magic_rollback_over_ssh(web1, ssh_runner) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, rev2 = web1
+    runner, transport = ssh_runner
+    try:
+        ctx = flake.context("web1", runner=runner)  # no waiter here: canary mode
+        first = await ex.execute(req("switch", rev1), ctx)
+        assert first.ok, first.message
+        armed = await asyncio.wait_for(
+            ex.execute(req("switch", rev2, confirm_timeout=1), ctx), 30
+        )  # returns while the watchdog still runs: the channel did not wait for it
+        assert armed.ok and armed.data["awaiting_confirm"] is True, armed.message
+        deadline = time.monotonic() + 15
+        while flake.current_generation("web1") != 1:
+            assert time.monotonic() < deadline, "the watchdog did not roll back"
+            await asyncio.sleep(0.1)
+
+        again = await ex.execute(
+            DeployRequest("switch", rev2, id="r2", options={"confirm_timeout": 3}), ctx
+        )
+        assert again.ok and again.data["awaiting_confirm"], again.message
+        confirmed = await ex.confirm("r2", ctx)
+        assert confirmed.ok, confirmed.message
+        await asyncio.sleep(3.5)
+        assert flake.current_path("web1") == again.data["path"]
+    finally:
+        await transport.close()

@@ -120,9 +120,13 @@ def _fail(what: str, result: CommandResult) -> NixOpError:
 # -- build and copy ----------------------------------------------------------
 
 
+# Hosts need not enable the new CLI and flakes in nix.conf for hlplay to use them.
+NIX = ["nix", "--extra-experimental-features", "nix-command flakes"]
+
+
 def build_argv(installable: str) -> list[str]:
     # Nix 2.8 has no --print-out-paths: --json gives the outputs.
-    return ["nix", "build", "--json", "--no-link", installable]
+    return [*NIX, "build", "--json", "--no-link", installable]
 
 
 def parse_build_json(text: str) -> str:
@@ -159,7 +163,7 @@ async def copy_closure(
     check_store_path(path)
     if store_uri.startswith("-") or any(c.isspace() for c in store_uri):
         raise NixOpError(f"invalid store URI {store_uri!r}")
-    res = await runner(["nix", "copy", "--no-check-sigs", "--to", store_uri, path], timeout)
+    res = await runner([*NIX, "copy", "--no-check-sigs", "--to", store_uri, path], timeout)
     if res.rc != 0:
         raise _fail(f"nix copy to {store_uri}", res)
 
@@ -169,7 +173,7 @@ async def path_info_json(
 ) -> str:
     """``nix path-info --recursive --json PATH`` (the closure with NAR sizes)."""
     check_store_path(path)
-    res = await runner(["nix", "path-info", "--recursive", "--json", path], timeout)
+    res = await runner([*NIX, "path-info", "--recursive", "--json", path], timeout)
     if res.rc != 0:
         raise _fail(f"nix path-info {path}", res)
     return res.stdout
