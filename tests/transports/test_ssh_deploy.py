@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,19 @@ async def test_failed_and_timed_out_deploys_are_failures(
         await t.close()
 
 
+def _processes_with(arg: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if arg.encode() in cmd:
+                found.append(int(entry))
+    return found
+
+
 def _fake_nixos_rebuild(bin_dir: Path, log: Path) -> None:
     # nixos-rebuild needs a NixOS host; this stand-in on the remote PATH records
     # the argument vector it was given and fails for one revision.
@@ -102,6 +117,7 @@ def _fake_nixos_rebuild(bin_dir: Path, log: Path) -> None:
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > {log}\n'
         'case "$*" in *broken*) echo "error: attribute missing" >&2; exit 1;; esac\n'
+        'case "$*" in *hang*) exec sleep 41.7;; esac\n'
         'echo "building the system configuration..."\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -129,6 +145,13 @@ async def test_nixos_rebuild_runs_on_the_host_as_an_argument_vector(
         bad = await t.deploy([host], {"action": "switch", "revision": "broken"})
         assert bad[host.name].status == "failed"
         assert "error: attribute missing" in bad[host.name].message
+        # A hung nixos-rebuild: the deploy times out and the host kills it.
+        hung = await t.deploy([host], {"action": "switch", "revision": "hang"}, timeout=1)
+        assert (hung[host.name].status, hung[host.name].error) == ("failed", "timeout")
+        deadline = time.monotonic() + 3
+        while _processes_with("41.7") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert _processes_with("41.7") == []
     finally:
         await t.close()
 

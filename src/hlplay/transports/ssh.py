@@ -382,11 +382,14 @@ class SshTransport(Transport):
     ) -> DeployOutcome:
         outcome = DeployOutcome(host=host.name, status="failed")
         start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
         try:
-            executor, ctx = self._executor_for(host, outcome, progress)
+            executor, ctx = self._executor_for(host, outcome, progress, deadline)
         except ValueError as exc:
             outcome.error, outcome.message = "invalid_request", str(exc)
             return outcome
+        # Every command gets the time left, so that when the wait below gives
+        # up, the host's timeout(1) ends a hung nixos-rebuild there too.
         try:
             # Connecting first tells an unreachable host from a failed deploy.
             await self._connection(host)
@@ -404,6 +407,10 @@ class SshTransport(Transport):
             outcome.error = "internal"
             outcome.message = f"{type(exc).__name__}: {exc}"
             return outcome
+        if result.error is not None and result.error.value == "timeout" and timeout is not None:
+            result.message = (
+                result.message or f"{request.action} did not finish within {timeout:g}s"
+            )
         outcome.status = "completed" if result.ok else "failed"
         outcome.error = result.error.value if result.error is not None else None
         outcome.message = result.message
@@ -420,6 +427,7 @@ class SshTransport(Transport):
         host: Host,
         outcome: DeployOutcome | None = None,
         progress: ProgressCallback | None = None,
+        deadline: float | None = None,
     ) -> tuple[Executor, ExecContext]:
         from hlplay.agent.executor import ExecContext, load_executor
 
@@ -433,6 +441,9 @@ class SshTransport(Transport):
         nix = self.inventory.settings.nix
 
         async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
+            if deadline is not None:
+                left = max(deadline - time.monotonic(), 0.01)
+                timeout = left if timeout is None else min(timeout, left)
             return await self.run(host, argv, timeout=timeout)
 
         async def report(line: str) -> None:
