@@ -120,3 +120,23 @@ def test_cli_and_audit_package_import_without_tree_sitter() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "{ a = " + " + ".join(["1"] * 5000) + "; }",
+        "{ a = " + "[ " * 3000 + "1" + " ]" * 3000 + "; }",
+        "{ " + "a = { " * 2000 + "b = 1;" + " };" * 2000 + " }",
+        "{ a = import (" + " + ".join(["x"] * 5000) + "); }",
+        "{ a = " + "( " * 3000 + "f" + " )" * 3000 + " 1; }",
+    ],
+    ids=["long-sum", "deep-lists", "deep-sets", "long-import-path", "deep-parens"],
+)
+def test_deeply_nested_files_are_audited_without_crashing(src: str) -> None:
+    assert audit_source(src.encode(), "deep.nix") == []
+
+
+def test_deeply_nested_broken_file_is_one_finding() -> None:
+    src = "{ a = " + "[ " * 3000 + "1" + " ]" * 2999 + "; }"
+    assert [f.rule for f in audit_source(src.encode(), "deep.nix")] == ["parse-error"]

@@ -82,13 +82,36 @@ _LEAVES = frozenset(
 
 def collect(tree: Tree) -> Collected:
     out = Collected()
-    _Walker(out).visit(tree.root_node, (), True)
+    _Walker(out).run(tree.root_node)
     return out
 
 
+# A unit of work: the node, the attribute path it sits at, and whether it is on
+# the module-scope spine. Bindings carry ``in_let`` in place of ``spine``.
+_Item = tuple["Node", Path, bool]
+
+
 class _Walker:
+    """Pre-order walk with an explicit stack: generated files nest thousands deep."""
+
     def __init__(self, out: Collected) -> None:
         self.out = out
+        self.pending: list[_Item] = []
+
+    def run(self, root: Node) -> None:
+        stack: list[_Item] = [(root, (), True)]
+        pending = self.pending
+        while stack:
+            node, path, flag = stack.pop()
+            self.visit(node, path, flag)
+            if pending:
+                # children go on the stack last-first so that they pop in source order
+                pending.reverse()
+                stack.extend(pending)
+                pending.clear()
+
+    def emit(self, node: Node, path: Path, spine: bool) -> None:
+        self.pending.append((node, path, spine))
 
     def visit(self, node: Node, path: Path, spine: bool) -> None:
         kind = node.type
@@ -102,22 +125,22 @@ class _Walker:
             self.out.lookup_paths.append(node)
             return
         for child in node.named_children:
-            self.visit(child, (), False)
+            self.emit(child, (), False)
 
     # --- handlers ---------------------------------------------------------
 
     def _source(self, node: Node, path: Path, spine: bool) -> None:
         for child in node.named_children:
-            self.visit(child, (), True)
+            self.emit(child, (), True)
 
     def _function(self, node: Node, path: Path, spine: bool) -> None:
         body = node.child_by_field_name("body")
         for child in node.named_children:
             if body is not None and child == body:
                 # the module function's body is still module scope
-                self.visit(child, (), spine)
+                self.emit(child, (), spine)
             else:
-                self.visit(child, (), False)
+                self.emit(child, (), False)
 
     def _with(self, node: Node, path: Path, spine: bool) -> None:
         if spine:
@@ -125,9 +148,9 @@ class _Walker:
         env = node.child_by_field_name("environment")
         body = node.child_by_field_name("body")
         if env is not None:
-            self.visit(env, (), False)
+            self.emit(env, (), False)
         if body is not None:
-            self.visit(body, path, spine)
+            self.emit(body, path, spine)
 
     def _let(self, node: Node, path: Path, spine: bool) -> None:
         body = node.child_by_field_name("body")
@@ -135,21 +158,21 @@ class _Walker:
             if child.type == "binding_set":
                 self._bindings(child, (), in_let=True)
             elif body is not None and child == body:
-                self.visit(child, path, spine)
+                self.emit(child, path, spine)
             else:
-                self.visit(child, (), False)
+                self.emit(child, (), False)
 
     def _assert(self, node: Node, path: Path, spine: bool) -> None:
         cond = node.child_by_field_name("condition")
         body = node.child_by_field_name("body")
         if cond is not None:
-            self.visit(cond, (), False)
+            self.emit(cond, (), False)
         if body is not None:
-            self.visit(body, path, spine)
+            self.emit(body, path, spine)
 
     def _paren(self, node: Node, path: Path, spine: bool) -> None:
         for child in node.named_children:
-            self.visit(child, path, spine)
+            self.emit(child, path, spine)
 
     def _attrset(self, node: Node, path: Path, spine: bool) -> None:
         if node.type == "rec_attrset_expression":
@@ -167,53 +190,56 @@ class _Walker:
         for child in node.named_children:
             kind = child.type
             if kind == "binding":
-                attrpath = child.child_by_field_name("attrpath")
-                value = child.child_by_field_name("expression")
-                if attrpath is None or value is None:
-                    continue
-                full = path + tuple(nixast.attr_names(attrpath))
-                self.out.bindings.append(Binding(full, child, value, in_let))
-                for part in attrpath.named_children:
-                    if part.type != "identifier":
-                        self.visit(part, (), False)
-                self.visit(value, full, False)
+                self.pending.append((child, path, in_let))
             elif kind in ("inherit", "inherit_from"):
                 attrs = child.child_by_field_name("attrs")
                 names = nixast.attr_names(attrs) if attrs is not None else []
                 self.out.inherits.append(Inherit(path, names, child))
                 source = child.child_by_field_name("expression")
                 if source is not None:
-                    self.visit(source, (), False)
+                    self.emit(source, (), False)
+
+    def _binding(self, node: Node, path: Path, in_let: bool) -> None:
+        attrpath = node.child_by_field_name("attrpath")
+        value = node.child_by_field_name("expression")
+        if attrpath is None or value is None:
+            return
+        full = path + tuple(nixast.attr_names(attrpath))
+        self.out.bindings.append(Binding(full, node, value, in_let))
+        for part in attrpath.named_children:
+            if part.type != "identifier":
+                self.emit(part, (), False)
+        self.emit(value, full, False)
 
     def _apply(self, node: Node, path: Path, spine: bool) -> None:
         head, args = nixast.flatten_apply(node)
         name = nixast.dotted_name(head)
         self.out.calls.append(Call(name, node, args))
         short = nixast.last_name(name)
-        self.visit(head, (), False)
+        self.emit(head, (), False)
         if short in PATH_PRESERVING and args:
             for arg in args[:-1]:
-                self.visit(arg, (), False)
+                self.emit(arg, (), False)
             last = args[-1]
             if short == "mkMerge" and last.type == "list_expression":
                 for element in last.named_children:
-                    self.visit(element, path, False)
+                    self.emit(element, path, False)
             else:
-                self.visit(last, path, False)
+                self.emit(last, path, False)
             return
         for arg in args:
-            self.visit(arg, (), False)
+            self.emit(arg, (), False)
 
     def _binary(self, node: Node, path: Path, spine: bool) -> None:
         op = node.child_by_field_name("operator")
         keep = path if op is not None and op.type == "//" else ()
         for child in node.named_children:
-            self.visit(child, keep, False)
+            self.emit(child, keep, False)
 
     def _if(self, node: Node, path: Path, spine: bool) -> None:
         cond = node.child_by_field_name("condition")
         for child in node.named_children:
-            self.visit(child, () if child == cond else path, False)
+            self.emit(child, () if child == cond else path, False)
 
 
 _HANDLERS = {
@@ -226,6 +252,7 @@ _HANDLERS = {
     "attrset_expression": _Walker._attrset,
     "rec_attrset_expression": _Walker._attrset,
     "let_attrset_expression": _Walker._let_attrset,
+    "binding": _Walker._binding,
     "apply_expression": _Walker._apply,
     "binary_expression": _Walker._binary,
     "if_expression": _Walker._if,

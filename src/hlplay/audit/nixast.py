@@ -43,8 +43,15 @@ def last_name(dotted: str) -> str:
     return dotted.rsplit(".", 1)[-1]
 
 
-def dotted_name(node: Node) -> str:
+def dotted_name(node: Node, depth: int = 0) -> str:
     """``pkgs.lib.mkForce`` for a variable or a select of plain names; ``""`` otherwise."""
+    while node.type == "parenthesized_expression":
+        inner = node.child_by_field_name("expression")
+        if inner is None:
+            return ""
+        node = inner
+    if depth > 32:
+        return ""
     kind = node.type
     if kind == "variable_expression":
         return text(node)
@@ -55,16 +62,13 @@ def dotted_name(node: Node) -> str:
         path = node.child_by_field_name("attrpath")
         if base is None or path is None:
             return ""
-        head = dotted_name(base)
+        head = dotted_name(base, depth + 1)
         if not head:
             return ""
         parts = attr_names(path)
         if DYNAMIC in parts:
             return ""
         return ".".join([head, *parts])
-    if kind == "parenthesized_expression":
-        inner = node.child_by_field_name("expression")
-        return dotted_name(inner) if inner is not None else ""
     return ""
 
 
@@ -161,8 +165,10 @@ def is_string(node: Node) -> bool:
     return node.type in ("string_expression", "indented_string_expression")
 
 
-def literal(node: Node) -> Any:
-    """The value written in the source, or UNKNOWN."""
+def literal(node: Node, depth: int = 0) -> Any:
+    """The value written in the source, or UNKNOWN (also for lists nested too deep)."""
+    if depth > 32:
+        return UNKNOWN
     node = unwrap(node)
     kind = node.type
     if kind in ("string_expression", "indented_string_expression"):
@@ -187,5 +193,5 @@ def literal(node: Node) -> Any:
         except ValueError:
             return UNKNOWN
     if kind == "list_expression":
-        return [literal(c) for c in node.named_children if c.type != "comment"]
+        return [literal(c, depth + 1) for c in node.named_children if c.type != "comment"]
     return UNKNOWN

@@ -106,14 +106,16 @@ def _without_trailing_formal_commas(source: bytes, root: Node) -> bytes | None:
     return bytes(out) if changed else None
 
 
-def _first_error(node: Node) -> Node | None:
-    if node.is_error or node.is_missing:
-        return node
-    for child in node.children:
-        if child.has_error or child.is_missing:
-            found = _first_error(child)
-            if found is not None:
-                return found
+def _first_error(root: Node) -> Node | None:
+    """The first ERROR or MISSING node in source order (iterative: trees nest deep)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            return node
+        stack.extend(
+            c for c in reversed(node.children) if c.has_error or c.is_missing or c.is_error
+        )
     return None
 
 

@@ -211,8 +211,10 @@ def _builds(node: Node) -> bool:
     return nixast.last_name(name) in DRV_BUILDERS and not name.startswith("builtins.")
 
 
-def _derivation_source(node: Node, drv_names: set[str]) -> str:
+def _derivation_source(node: Node, drv_names: set[str], depth: int = 0) -> str:
     """A short description of the derivation ``node`` reads from, or ``""``."""
+    if depth > 32:
+        return ""
     node = nixast.unwrap(node)
     kind = node.type
     if kind == "apply_expression":
@@ -238,11 +240,11 @@ def _derivation_source(node: Node, drv_names: set[str]) -> str:
                 first.named_children[0] if first.named_children else None
             )
             if inner is not None:
-                return _derivation_source(inner, drv_names)
+                return _derivation_source(inner, drv_names, depth + 1)
         return ""
     if kind == "binary_expression":
         left = node.child_by_field_name("left")
         op = node.child_by_field_name("operator")
         if left is not None and op is not None and op.type == "+":
-            return _derivation_source(left, drv_names)
+            return _derivation_source(left, drv_names, depth + 1)
     return ""
