@@ -140,3 +140,17 @@ def test_deeply_nested_files_are_audited_without_crashing(src: str) -> None:
 def test_deeply_nested_broken_file_is_one_finding() -> None:
     src = "{ a = " + "[ " * 3000 + "1" + " ]" * 2999 + "; }"
     assert [f.rule for f in audit_source(src.encode(), "deep.nix")] == ["parse-error"]
+
+
+def test_walk_skips_hidden_and_linked_directories_and_dangling_links(tmp_path: Path) -> None:
+    (tmp_path / "a.nix").write_text("{ }\n")
+    (tmp_path / ".direnv").mkdir()
+    (tmp_path / ".direnv" / "x.nix").write_text("{ broken")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "y.nix").write_text("{ }\n")
+    (tmp_path / "result").symlink_to(tmp_path / "store")
+    (tmp_path / "gone.nix").symlink_to(tmp_path / "missing.nix")
+    (tmp_path / "notes.txt").write_text("not nix")
+    report = audit([tmp_path])
+    assert report.files == 2  # a.nix and store/y.nix, once
+    assert report.findings == []

@@ -68,7 +68,10 @@ def discover(root: Path) -> list[Path]:
             d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS
         )
         base = Path(dirpath)
-        found.extend(base / name for name in sorted(filenames) if name.endswith(".nix"))
+        for name in sorted(filenames):
+            # is_file() leaves out dangling symlinks and sockets named *.nix
+            if name.endswith(".nix") and (base / name).is_file():
+                found.append(base / name)
     return found
 
 
