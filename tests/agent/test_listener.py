@@ -332,3 +332,27 @@ async def test_listener_refuses_a_key_the_server_does_not_know(
     assert "refused this listener's credentials" in done.stderr
     assert "Traceback" not in done.stderr
     assert sys.executable  # the listener ran under this interpreter
+
+
+async def test_a_test_deployer_cannot_bounce_a_response_onto_prod(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    """A stored final status replayed to a reply subject the requester chose
+    (``deploy.prod.all``) must neither reach prod nor deploy there."""
+    before = {d["hostname"]: d for d in await admin.discover(timeout=5)}["prod1"]
+    nc = await raw_client(nats_fleet, "deployer-test")
+    try:
+        request = {"action": "switch", "revision": "main", "id": "bounce-1"}
+        await collect(nc, "deploy.test.db1", json.dumps(request).encode())
+        # the same id again, replies "to" the prod tier subject
+        await nc.publish(  # type: ignore[attr-defined]
+            "deploy.test.db1", json.dumps(request).encode(), reply="deploy.prod.all"
+        )
+        await nc.flush()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.5)
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+    after = {d["hostname"]: d for d in await admin.discover(timeout=5)}["prod1"]
+    assert after["generation"] == before["generation"]
+    assert "bounce-1" not in nats_fleet.listeners["prod1"].text()
+    assert 'publish to "deploy.prod.all"' in nats_fleet.listeners["db1"].text()

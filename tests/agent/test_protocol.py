@@ -78,6 +78,10 @@ def test_a_homelab_deploy_request_parses_and_round_trips() -> None:
         (b'{"action": "switch", "revision": "m", "reply_to": "a..b"}', ErrorCode.INVALID_REPLY_TO),
         (b'{"action": "switch", "revision": "m", "id": 5}', ErrorCode.INVALID_REQUEST),
         (b'{"action": "switch", "revision": "m", "options": []}', ErrorCode.INVALID_REQUEST),
+        (
+            b'{"hostname": "web1", "status": "completed", "action": "switch", "revision": "m"}',
+            ErrorCode.INVALID_REQUEST,
+        ),
         (b"[" * 100000 + b"]" * 100000, ErrorCode.INVALID_REQUEST),  # too large
         (b"[" * 30000 + b"]" * 30000, ErrorCode.INVALID_JSON),  # too deep
     ],

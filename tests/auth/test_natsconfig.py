@@ -52,7 +52,7 @@ def test_each_listener_may_subscribe_to_its_own_subjects_only(tmp_path: Path) ->
         "hlplay.confirm.prod.web9",
     )
     assert web9.publish == ("_INBOX.>", "deploy.responses.>")
-    assert web9.allow_responses
+    assert not web9.allow_responses  # it would let a requester choose where replies go
     test = users["deployer-test"]
     assert all(".test." in s or s == "deploy.discover" for s in test.publish)
     assert "deploy.discover" in test.publish
@@ -100,22 +100,30 @@ async def test_the_server_enforces_the_tiers(tmp_path: Path) -> None:
 
         listener, deployer = await connect("web1"), await connect("deployer-test")
         try:
-            await listener.subscribe("deploy.test.web1")
+            async def respond(msg: object) -> None:
+                await msg.respond(b'{"status": "rejected"}')  # type: ignore[attr-defined]
+
+            await listener.subscribe("deploy.test.web1", cb=respond)
             await listener.subscribe("deploy.test.db1")  # another host's subject
             await listener.publish("deploy.test.all", b"{}")  # listeners never deploy
+            await listener.flush()
             await deployer.publish("deploy.prod.all", b"{}")
             await deployer.publish("deploy.test.all", b"{}")
+            # a request whose reply subject is a prod deploy subject: the
+            # listener's answer must not land there
+            await deployer.publish("deploy.test.web1", b"{}", reply="deploy.prod.all")
             for nc in (listener, deployer):
                 await nc.flush()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.3)
         finally:
             await listener.close()
             await deployer.close()
     assert any('subscription to "deploy.test.db1"' in e for e in errors)
     assert any('publish to "deploy.test.all"' in e for e in errors)
-    assert any('publish to "deploy.prod.all"' in e for e in errors)
+    # once by the deployer, once by the listener answering onto it
+    assert sum('publish to "deploy.prod.all"' in e for e in errors) == 2
     assert not any('"deploy.test.web1"' in e for e in errors)
-    assert len(errors) == 3
+    assert len(errors) == 4
 
 
 def test_nats_config_cli_from_an_inventory_file(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ Users (all NKey):
 
 * one **listener** per listener host: may subscribe to its own subjects only
   (host, tier, each of its roles, discovery, facts, confirmation) and publish
-  only responses (``_INBOX.>``, ``deploy.responses.>``, plus
-  ``allow_responses``);
+  only to reply subjects (``_INBOX.>``, ``deploy.responses.>``). Not
+  ``allow_responses``: it would let a requester pick any subject as the reply
+  subject — ``deploy.prod.all`` — and have a listener publish there;
 * one **tier deployer** per tier (``deployer-<tier>``) with a key: may publish
   deploy, facts and confirmation subjects of that tier and discovery, and
   subscribe to reply inboxes;
@@ -60,7 +61,6 @@ def listener_user(host: Host, nkey: str, templates: SubjectTemplates) -> NatsUse
         nkey=nkey,
         publish=REPLY_SUBJECTS,
         subscribe=subjects.all(),
-        allow_responses=True,
         comment=f"listener {host.name} (tier {host.tier}, roles {roles})",
     )
 

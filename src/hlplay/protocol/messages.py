@@ -173,6 +173,10 @@ class DeployRequest:
             raise ProtocolError(ErrorCode.INVALID_JSON, "request is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "request must be a JSON object")
+        if "status" in doc:
+            # A response is never a request, even one that carries action and
+            # revision: a response bounced onto a deploy subject must not deploy.
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "a response is not a request")
         action = doc.get("action")
         if not isinstance(action, str) or action not in ACTIONS:
             raise ProtocolError(
