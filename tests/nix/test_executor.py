@@ -298,3 +298,24 @@ async def test_magic_rollback_over_ssh(web1, ssh_runner) -> None:  # type: ignor
         assert flake.current_path("web1") == again.data["path"]
     finally:
         await transport.close()
+
+
+async def test_build_on_the_controller_copies_the_closure(web1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, _ = web1
+    store = tmp_path / "host-store"
+    ctx = flake.context("web1", options={"build_on": "controller", "copy_to": str(store)})
+    res = await ex.execute(req("switch", rev1), ctx)
+    assert res.ok, res.message
+    name = res.data["path"].rsplit("/", 1)[1]
+    assert (store / "nix" / "store" / name / "bin" / "switch-to-configuration").exists()
+    assert flake.current_generation("web1") == 1
+
+
+async def test_a_request_cannot_set_context_options(web1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, _ = web1
+    evil = {"build_on": "controller", "copy_to": str(tmp_path / "elsewhere")}
+    # A runner that copies request options into the context (as a listener might).
+    ctx = flake.context("web1", options=dict(evil))
+    res = await ex.execute(req("switch", rev1, **evil), ctx)
+    assert res.ok, res.message
+    assert not (tmp_path / "elsewhere").exists()
