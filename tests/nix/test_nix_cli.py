@@ -122,3 +122,30 @@ def test_generations_of_a_host_never_deployed(nix_flake, tmp_path: Path) -> None
     res = hlplay("generations", "-i", str(inv))
     assert res.returncode == 0, res.stderr
     assert "new1 (0 generation(s))" in res.stdout and "no system deployed" in res.stdout
+
+
+def test_a_playbook_checks_then_deploys(deployed) -> None:  # type: ignore[no-untyped-def]
+    flake, inv, _, _ = deployed
+    play = Path(inv).parent / "deploy.yml"
+    play.write_text(
+        "- hosts: all\n"
+        "  tasks:\n"
+        "    - name: deploy\n"
+        "      nixos_rebuild:\n"
+        "        confirm_timeout: 5\n"
+        "        health: [{unit_active: web, retries: 0}]\n"
+    )
+    flake.set_host("web1", {"hello": "1.1", "openssl": "3.0"}, selected=["hello"], services=["web"])
+    flake.commit("web1 runs web")
+    check = hlplay(str(play), "-i", inv, "--check", "--diff")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "hello  1.0 -> 1.1" in check.stdout and "changed: [web1]" in check.stdout
+    assert "ok: [web2]" in check.stdout
+    assert flake.generations("web1") == [1]
+    run = hlplay(str(play), "-i", inv)
+    # web2 runs no unit "web", but its system is unchanged: it is not activated,
+    # so its health gate never runs.
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "changed: [web1]" in run.stdout and "ok: [web2]" in run.stdout
+    assert flake.generations("web1") == [1, 2] and flake.current_generation("web1") == 2
+    assert flake.generations("web2") == [1]
