@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import realparts
 from hlplay.audit import Severity, audit, audit_source
@@ -154,3 +156,32 @@ def test_walk_skips_hidden_and_linked_directories_and_dangling_links(tmp_path: P
     report = audit([tmp_path])
     assert report.files == 2  # a.nix and store/y.nix, once
     assert report.findings == []
+
+
+_TOKENS = [
+    "{", "}", "[", "]", "(", ")", ";", "=", ":", "@", ",", ".", "?", "//", "++", "->", "or",
+    "let", "in", "rec", "with", "inherit", "assert", "if", "then", "else", '"', "''", "${",
+    "#", "/*", "*/", "\n", " ", "a", "pkgs", "mkForce", "password", "mode", "0.0.0.0",
+    '"0644"', "false", "true", "./p", "<nixpkgs>", "fetchurl", "import", "é", "\\",
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=60))
+def test_any_token_soup_gives_findings_not_exceptions(tokens: list[str]) -> None:
+    src = " ".join(tokens).encode()
+    findings = audit_source(src, "fuzz.nix")
+    lines = src.count(b"\n") + 1
+    assert sum(f.rule == "parse-error" for f in findings) <= 1
+    for f in findings:
+        assert 1 <= f.line <= lines and f.column >= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(SYNTAX), st.integers(min_value=0), st.binary(max_size=3))
+def test_damaged_fixture_files_never_crash(path: Path, where: int, junk: bytes) -> None:
+    src = path.read_bytes()
+    cut = where % (len(src) + 1)
+    damaged = src[:cut] + junk + src[cut + 1 :]
+    findings = audit_source(damaged, path.name)
+    assert sum(f.rule == "parse-error" for f in findings) <= 1
