@@ -63,6 +63,8 @@ def _short(rev: object) -> str:
 )
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds to wait for each host's build.")  # fmt: skip
+@click.option("--store", default=None,
+              help="With A B: the Nix store to read (ssh-ng://root@host).")  # fmt: skip
 def diff(
     targets: tuple[str, ...],
     revision: str | None,
@@ -71,6 +73,7 @@ def diff(
     as_json: bool,
     color: str,
     timeout: float,
+    store: str | None,
 ) -> None:
     """Build hosts and diff each against what it runs (deploys nothing).
 
@@ -82,10 +85,12 @@ def diff(
     if len(targets) == 2 and all(looks_like_path(t) for t in targets):
         if revision is not None:
             raise OptionsError("--revision applies to a host PATTERN, not to two paths")
-        code = diff_two(targets[0], targets[1], as_json, color=use_colour)
+        code = diff_two(targets[0], targets[1], as_json, color=use_colour, store=store)
         if code:
             sys.exit(code)
         return
+    if store is not None:
+        raise OptionsError("--store applies to two paths (A B), not to a host PATTERN")
     if len(targets) != 1:
         raise OptionsError(
             "expected a host PATTERN, or two store paths / profiles to compare "
