@@ -155,6 +155,7 @@ def test_walk_skips_hidden_and_linked_directories_and_dangling_links(tmp_path: P
     (tmp_path / "notes.txt").write_text("not nix")
     report = audit([tmp_path])
     assert report.files == 2  # a.nix and store/y.nix, once
+    assert audit([tmp_path, tmp_path / "a.nix"]).files == 2
     assert report.findings == []
 
 

@@ -137,14 +137,18 @@ def audit(
     if not paths:
         paths = ["."]
     findings: list[Finding] = []
-    count = 0
+    seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
         if not root.exists():
             raise AuditError(f"{raw}: no such file or directory")
         for path in discover(root):
-            count += 1
+            real = path.resolve()
+            if real in seen:  # overlapping arguments (`. hosts/`) audit a file once
+                continue
+            seen.add(real)
             findings.extend(audit_file(path, str(path), opts))
+    count = len(seen)
     return AuditReport(str(paths[0]), count, findings, opts.threshold)
 
 
