@@ -586,6 +586,14 @@ class TaskExecutor:
             hs.facts.update(facts)
         if status == "changed" and task.notify:
             self._notify(pc, task, hs)
+        if status == "rescued":
+            info = self.task_info(pc, task)
+            hs.facts["ansible_failed_task"] = {
+                "name": info.name,
+                "action": task.action,
+                "location": info.location,
+            }
+            hs.facts["ansible_failed_result"] = rd
         if status in ("failed", "rescued"):
             hs.failed = True
         elif status == "unreachable":

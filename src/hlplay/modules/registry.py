@@ -110,3 +110,15 @@ def get_module(name: str) -> type[Module]:
         if stem in _broken:
             raise PlaybookError(f"module '{canonical}' failed to load: {_broken[stem]}")
     raise PlaybookError(f"unknown module '{name}'{did_you_mean(canonical, _modules)}")
+
+
+def register(module: type[Module]) -> type[Module]:
+    """Add a module defined outside ``hlplay.modules`` (plugins, tests); usable as a decorator."""
+    if not isinstance(getattr(module, "name", None), str):
+        raise TypeError("a module class needs a 'name'")
+    _modules[module.name] = module
+    return module
+
+
+def unregister(name: str) -> None:
+    _modules.pop(name, None)

@@ -96,14 +96,20 @@ def parse_free_form(module: type[Module], text: str) -> dict[str, Any]:
     names = _names(module)
     out: dict[str, Any] = {}
     rest: list[str] = []
+    last: str | None = None
     for word in split_words(text):
         key, eq, value = word.partition("=")
         if eq and key in names and key != module.free_form:
-            out[names[key]] = _unquote(value)
+            last = names[key]
+            out[last] = _unquote(value)
         elif module.free_form is not None:
             rest.append(word)
         elif eq and key.isidentifier() and module.open_args:
+            last = key
             out[key] = _unquote(value)
+        elif last is not None and not eq:
+            # `msg=hello world`: a bare word continues the previous value
+            out[last] = f"{out[last]} {_unquote(word)}"
         else:
             raise ArgsError(
                 f"module '{module.name}' takes key=value arguments or a mapping, got {word!r}"

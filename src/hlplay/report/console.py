@@ -292,3 +292,15 @@ class ConsoleReporter:
             self._count("ignored", st.ignored, "magenta"),
         ]
         return f"{name} : " + " ".join(parts)
+
+
+class WarningsReporter:
+    """With ``--json`` stdout carries only the document: warnings go to stderr."""
+
+    def __init__(self, err: TextIO | None = None) -> None:
+        self.err = err if err is not None else sys.stderr
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, Warning_):
+            self.err.write(f"[WARNING]: {event.message}\n")
+            self.err.flush()
