@@ -72,22 +72,23 @@ PKGS_NOT_DRV = frozenset(
 
 
 def check(f: FileContext) -> Iterator[Hit]:
-    drv_names = _derivation_names(f)
+    drv_names: set[str] | None = None  # computed on the first import/readFile
     for call in f.data.calls:
         short = call.short
         if not call.args:
             continue
         if call.name in GIT_FETCHERS:
             yield from _fetch_git(f, call)
-        elif short in HASHED_FETCHERS and call.name != "builtins.fetchGit":
+        elif short in HASHED_FETCHERS:
             yield from _fetch_hash(f, call)
         if call.name in READERS:
             # `import ./x.nix { … }` reads its first argument; scopedImport its second
             index = 1 if short == "scopedImport" else 0
             if index >= len(call.args):
                 continue
-            target = call.args[index]
-            what = _derivation_source(target, drv_names)
+            if drv_names is None:
+                drv_names = _derivation_names(f)
+            what = _derivation_source(call.args[index], drv_names)
             if what:
                 yield f.hit(
                     "import-from-derivation",
