@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import RunFn
-
 from hlplay.engine.events import HostResult, NoHostsMatched
 
 

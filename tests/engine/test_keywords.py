@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import RunFn
-
 from hlplay.engine.events import BatchStarted, HostResult, ItemResult, RetryAttempt, TaskStarted
 from hlplay.inventory.model import Inventory
 
@@ -316,7 +315,9 @@ async def test_loops_register_labels_and_item_conditions(run_pb: RunFn) -> None:
               when: pkg.name != 'b'
               register: out
             - name: outputs
-              debug: msg="{{ out.results | selectattr('stdout', 'defined') | map(attribute='stdout') | list }}"
+              debug:
+                msg: "{{ out.results | selectattr('stdout', 'defined')
+                         | map(attribute='stdout') | list }}"
             - name: items
               debug: msg="{{ item }}"
               with_items: [[1, 2], 3]
@@ -363,7 +364,9 @@ async def test_until_retries_and_records_attempts(run_pb: RunFn, tmp_path: Path)
         - hosts: h1
           tasks:
             - name: flaky
-              shell: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; test $n -ge 3
+              shell: >-
+                n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1));
+                echo $n > {counter}; test $n -ge 3
               register: r
               until: r.rc == 0
               retries: 5
@@ -543,7 +546,7 @@ async def test_delegate_to_localhost_and_unknown_host(run_pb: RunFn) -> None:
 
 
 async def test_timeout(run_pb: RunFn) -> None:
-    result, rec = await run_pb(
+    _, rec = await run_pb(
         """
         - hosts: h1
           tasks:
@@ -611,7 +614,7 @@ def _overlaps(iv: list[tuple[float, float]]) -> bool:
 
 async def test_throttle_and_forks_bound_concurrency(run_pb: RunFn, tmp_path: Path) -> None:
     log = tmp_path / "spans"
-    task = ("shell: s=$(date +%s.%N); sleep 0.15; echo $s,$(date +%s.%N) >> {log}").format(log=log)
+    task = (f"shell: s=$(date +%s.%N); sleep 0.15; echo $s,$(date +%s.%N) >> {log}")
     await run_pb(f"- hosts: all\n  tasks:\n    - {task}\n      throttle: 1\n")
     assert not _overlaps(_intervals(log))
     log.unlink()
