@@ -98,6 +98,11 @@ class NatsServer:
         return self.proc.pid if self.proc is not None else self._pid
 
     @property
+    def pid_file(self) -> Path:
+        """Where a detached server's pid is written."""
+        return self.work_dir / "nats-server.pid"
+
+    @property
     def config_path(self) -> Path:
         return self.work_dir / "nats-server.conf"
 
@@ -142,6 +147,8 @@ class NatsServer:
         finally:
             log.close()
         self._pid = self.proc.pid
+        if detach:
+            self.pid_file.write_text(f"{self._pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -177,6 +184,8 @@ class NatsServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signal.SIGTERM)
         self._pid = None
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()
 
     def restart(self) -> NatsServer:
         """Stop and start again on the same port (clients reconnect)."""

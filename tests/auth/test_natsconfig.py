@@ -100,6 +100,7 @@ async def test_the_server_enforces_the_tiers(tmp_path: Path) -> None:
 
         listener, deployer = await connect("web1"), await connect("deployer-test")
         try:
+
             async def respond(msg: object) -> None:
                 await msg.respond(b'{"status": "rejected"}')  # type: ignore[attr-defined]
 

@@ -220,7 +220,9 @@ class Listener:
             toplevel_attr=cfg.toplevel_attr,
             wait_confirm=wait_confirm,
             state_dir=cfg.state_dir,
-            options=dict(run.request.options) if run else {},
+            # Context options are the host's own settings, never the request's:
+            # executors read what a request asks from ``request.options``.
+            options={"units_dir": cfg.units_dir} if cfg.units_dir else {},
         )
         if progress is not None:
             ctx.progress = progress

@@ -550,8 +550,9 @@ class NatsTransport(Transport):
                     options=request.options,
                 ).to_json()
                 gather.payloads[target.index] = payload
-                log.debug("publishing %s %s to %s", request.action, request.revision,
-                          target.subject)
+                log.debug(
+                    "publishing %s %s to %s", request.action, request.revision, target.subject
+                )
                 await nc.publish(target.subject, payload, reply=target.reply)
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=5)
