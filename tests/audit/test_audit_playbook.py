@@ -59,3 +59,13 @@ async def test_config_audit_severity_variable(tmp_path: Path) -> None:
         },
     )
     assert result.exit_code == 0
+
+
+async def test_config_audit_fails_with_the_reason_when_the_audit_cannot_run(
+    tmp_path: Path,
+) -> None:
+    result = await run_playbook(
+        PLAYBOOK, None, extra_vars={"audit_path": str(tmp_path / "missing")}
+    )
+    assert result.exit_code == 2
+    assert "no such file or directory" in json.dumps(result.document)
