@@ -614,7 +614,7 @@ def _overlaps(iv: list[tuple[float, float]]) -> bool:
 
 async def test_throttle_and_forks_bound_concurrency(run_pb: RunFn, tmp_path: Path) -> None:
     log = tmp_path / "spans"
-    task = (f"shell: s=$(date +%s.%N); sleep 0.15; echo $s,$(date +%s.%N) >> {log}")
+    task = f"shell: s=$(date +%s.%N); sleep 0.15; echo $s,$(date +%s.%N) >> {log}"
     await run_pb(f"- hosts: all\n  tasks:\n    - {task}\n      throttle: 1\n")
     assert not _overlaps(_intervals(log))
     log.unlink()

@@ -247,4 +247,5 @@ def playbook(
     )
     if as_json:
         click.echo(json.dumps(result.document, indent=2, default=str))
-    ctx.exit(result.exit_code)
+    # SystemExit, not ctx.exit: click returns (and drops) Exit codes outside standalone mode
+    sys.exit(result.exit_code)
