@@ -251,6 +251,25 @@ async def test_confirmation_reaches_a_waiting_run(
     assert confirmations == [{"web1": True}]
     assert out["web1"].status == "completed"
 
+    async def refuse(host: str, line: str) -> None:
+        if "waiting for confirmation" in line:
+            confirmations.append(await admin.reject([web1], "refuse-me"))
+
+    refused = await admin.deploy(
+        [web1],
+        {
+            "action": "switch",
+            "revision": "main",
+            "id": "refuse-me",
+            "options": {"confirm_timeout": 600},
+        },
+        timeout=20,
+        progress=refuse,
+    )
+    assert confirmations[-1] == {"web1": True}
+    assert refused["web1"].status == "failed"
+    assert refused["web1"].error == "confirm_timeout"
+
     unconfirmed = await admin.deploy(
         [web1],
         {"action": "switch", "revision": "main", "options": {"confirm_timeout": 0.2}},

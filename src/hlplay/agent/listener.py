@@ -162,7 +162,8 @@ class _Run:
         self.request = request
         self.replies: list[str] = [reply] if reply else []
         self.started = time.monotonic()
-        self.confirmed = asyncio.Event()
+        self.confirmed = asyncio.Event()  # the controller answered (``verdict``)
+        self.verdict = False
         self.task: asyncio.Task[None] | None = None
         self.exec_task: asyncio.Task[ExecResult] | None = None
 
@@ -208,7 +209,7 @@ class Listener:
                 await asyncio.wait_for(run.confirmed.wait(), timeout)
             except TimeoutError:
                 return False
-            return True
+            return run.verdict
 
         ctx = ExecContext(
             hostname=cfg.hostname,
@@ -647,23 +648,31 @@ class Listener:
             await self._publish(msg.reply, json.dumps(doc, default=str).encode())
 
     async def _on_confirm(self, msg: Msg) -> None:
+        """``{"id": …}`` confirms the run with that id; ``"confirm": false`` refuses it."""
         try:
             doc = json.loads(msg.data)
         except (ValueError, UnicodeDecodeError, RecursionError):
             doc = None
         req_id = doc.get("id") if isinstance(doc, dict) else None
+        refuse = isinstance(doc, dict) and doc.get("confirm") is False
         run = self._run
         ok = is_request_id(req_id) and run is not None and run.request.id == req_id
-        if ok and run is not None:
+        if ok and run is not None and not run.confirmed.is_set():
+            run.verdict = not refuse
             run.confirmed.set()
-            log.info("%s: run %s confirmed", self.config.hostname, req_id)
+            log.info(
+                "%s: run %s %s", self.config.hostname, req_id, "refused" if refuse else "confirmed"
+            )
+        verdict = "refused" if refuse else "confirmed"
+        message = verdict if ok else "no run with this id is waiting"
         await self._reply_json(
             msg,
             {
                 "hostname": self.config.hostname,
                 "id": req_id if is_request_id(req_id) else None,
-                "confirmed": ok,
-                "message": "confirmed" if ok else "no run with this id is waiting",
+                "confirmed": ok and not refuse,
+                "refused": ok and refuse,
+                "message": message,
             },
         )
 

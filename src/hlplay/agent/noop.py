@@ -120,7 +120,7 @@ class NoopExecutor(Executor):
                 return ExecResult(
                     ok=False,
                     error=ErrorCode.CONFIRM_TIMEOUT,
-                    message=f"no confirmation within {confirm_timeout:g}s; rolled back",
+                    message=f"not confirmed (waited up to {confirm_timeout:g}s); rolled back",
                     data={"generation": previous, "rolled_back": True},
                 )
             await ctx.progress("noop: confirmed")

@@ -637,17 +637,32 @@ class NatsTransport(Transport):
         self, hosts: Sequence[Host], request_id: str, *, timeout: float = 5.0
     ) -> dict[str, bool]:
         """Confirm a run waiting for it (``confirm_timeout``); True per host that took it."""
+        return await self._verdict(hosts, request_id, True, timeout)
+
+    async def reject(
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 5.0
+    ) -> dict[str, bool]:
+        """Refuse a waiting run: it fails (and rolls back) at once instead of at
+        its deadline. True per host that took the refusal."""
+        return await self._verdict(hosts, request_id, False, timeout)
+
+    async def _verdict(
+        self, hosts: Sequence[Host], request_id: str, confirm: bool, timeout: float
+    ) -> dict[str, bool]:
+        key = "confirmed" if confirm else "refused"
 
         async def one(host: Host) -> tuple[str, bool]:
             subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["confirm"]
-            payload = json.dumps({"id": request_id, "hostname": host.name}).encode()
+            doc: dict[str, Any] = {"id": request_id, "hostname": host.name}
+            if not confirm:
+                doc["confirm"] = False
             try:
-                replies = await self._request(subject, payload, timeout=timeout)
-                doc = json.loads(replies[0])
+                replies = await self._request(subject, json.dumps(doc).encode(), timeout=timeout)
+                answer = json.loads(replies[0])
             except (Unreachable, ValueError) as exc:
-                log.warning("%s: confirmation not delivered: %s", host.name, exc)
+                log.warning("%s: %s not delivered: %s", host.name, key, exc)
                 return host.name, False
-            return host.name, bool(isinstance(doc, dict) and doc.get("confirmed") is True)
+            return host.name, bool(isinstance(answer, dict) and answer.get(key) is True)
 
         return dict(await asyncio.gather(*(one(h) for h in hosts)))
 
