@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
-from hlplay.errors import Location, PlaybookError, did_you_mean
+from hlplay.errors import HlplayError, Location, PlaybookError, did_you_mean
 from hlplay.modules.base import Module
 from hlplay.modules.registry import canonical_name, find_module, get_module
 from hlplay.playbook import validation
@@ -27,7 +27,8 @@ from hlplay.playbook.templating import (
     has_template,
     template_keys,
 )
-from hlplay.yamlsrc import YList, YMap, load_yaml_file, loc_of
+from hlplay.yamlsrc import YList, YMap, loc_of
+from hlplay.yamlsrc import load_yaml_file as _load_yaml_file
 
 PLAY_KEYWORDS = frozenset(
     (
@@ -126,6 +127,16 @@ class _Inherit:
     throttle: int | None = None
     any_errors_fatal: bool | None = None
     run_once: bool | None = None
+
+
+def load_yaml_file(path: Path) -> Any:
+    """YAML with locations; its errors become PlaybookError."""
+    try:
+        return _load_yaml_file(path)
+    except PlaybookError:
+        raise
+    except HlplayError as exc:
+        raise PlaybookError(exc.message, exc.location) from None
 
 
 def _err(message: str, loc: Location) -> PlaybookError:

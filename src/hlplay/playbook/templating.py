@@ -24,8 +24,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedErr
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.parser import Parser
 from jinja2.runtime import Context
-from jinja2.utils import missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
 from hlplay.errors import HlplayError
 from hlplay.playbook.filters import FILTERS, TESTS, FilterError
