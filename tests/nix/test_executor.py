@@ -319,3 +319,26 @@ async def test_a_request_cannot_set_context_options(web1, tmp_path) -> None:  # 
     res = await ex.execute(req("switch", rev1, **evil), ctx)
     assert res.ok, res.message
     assert not (tmp_path / "elsewhere").exists()
+
+
+async def test_a_listener_that_dies_while_waiting_is_rolled_back_by_the_backstop(web1) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, rev2 = web1
+    waiting = asyncio.Event()
+
+    async def hang(timeout: float) -> bool:
+        waiting.set()
+        await asyncio.sleep(3600)
+        return True
+
+    ctx = flake.context("web1", wait_confirm=hang, options={"backstop_grace": 0})
+    assert (await ex.execute(req("switch", rev1), ctx)).ok
+    run = asyncio.create_task(ex.execute(req("switch", rev2, confirm_timeout=1), ctx))
+    await asyncio.wait_for(waiting.wait(), 30)
+    run.cancel()  # the listener process is gone
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert flake.current_generation("web1") == 2
+    deadline = time.monotonic() + 10
+    while flake.current_generation("web1") != 1:
+        assert time.monotonic() < deadline, "the backstop did not roll back"
+        await asyncio.sleep(0.1)

@@ -30,7 +30,8 @@ context has a confirmation waiter, else ``canary``), ``build_on``
 (``host`` or ``controller``), ``copy_to`` (store URI for ``nix copy`` when
 building on the controller), ``nix_sshopts``, ``activation_env`` (variables
 for ``switch-to-configuration``), ``units_dir`` (hosts without systemd: unit
-state files for ``unit_active`` checks).
+state files for ``unit_active`` checks), ``backstop_grace`` (seconds the
+watchdog behind a waiting listener adds to the window, default 30).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ ACTIONS = (*BUILD_ACTIONS, "rollback", "noop")
 CONFIRM_MODES = ("wait", "canary", "none")
 MAX_CONFIRM_TIMEOUT = 3600.0
 DEFAULT_DIFF_LINES = 400
+#: How much longer than the confirmation window the backstop watchdog of a
+#: waiting listener gives it before rolling back on its own.
+BACKSTOP_GRACE = 30.0
 
 
 #: The progress line that tells the controller a host waits for its confirmation:
@@ -550,16 +554,56 @@ class _Run:
                 f"{self.success_message()}; awaiting confirmation within {timeout:g}s",
                 self.data,
             )
+        # A backstop: should this process die while it waits (a new system that
+        # breaks or restarts the listener), the host still rolls back by itself.
+        grace = self.ctx.options.get("backstop_grace", BACKSTOP_GRACE)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            grace = BACKSTOP_GRACE
+        backstop = await self.arm_backstop(before, new_gen, timeout + float(grace))
         await ctx.progress(confirm_line(self.request.id, timeout))
         confirmed = await ctx.wait_confirm(timeout)
         self.data["confirmed"] = bool(confirmed)
         if confirmed:
+            if backstop is not None:
+                late = await system.confirm_canary(self.runner, backstop)
+                if not late.confirmed and late.rolled_back:
+                    self.data["confirmed"] = False
+                    return self.fail(ErrorCode.CONFIRM_TIMEOUT, late.message)
             return ExecResult(True, None, f"{self.success_message()}; confirmed", self.data)
+        if backstop is not None:
+            claim = await system.claim_canary(self.runner, backstop)
+            if not claim.claimed:  # the watchdog was first: it has rolled back
+                self.data["rolled_back"] = "rollback: ok" in claim.message
+                return self.fail(ErrorCode.CONFIRM_TIMEOUT, claim.message)
         back = await self.roll_back(before, new_gen)
         return self.fail(
             ErrorCode.CONFIRM_TIMEOUT,
             f"no confirmation within {timeout:g}s; {back.message}",
         )
+
+    async def arm_backstop(
+        self, before: Generation | None, new_gen: Generation | None, timeout: float
+    ) -> str | None:
+        if before is None:
+            return None  # nothing to roll back to
+        canary = system.canary_path(
+            self.ctx.profile, self.ctx.state_dir, f"wait-{uuid.uuid4().hex}"
+        )
+        try:
+            await system.arm_watchdog(
+                self.runner,
+                canary=canary,
+                profile=self.ctx.profile,
+                timeout=timeout,
+                old=before,
+                new=new_gen,
+                action=self.action,
+                env=self.env,
+            )
+        except NixOpError as exc:
+            self.data["backstop_error"] = exc.message
+            return None
+        return canary
 
     async def roll_back(
         self, before: Generation | None, new_gen: Generation | None
