@@ -14,6 +14,7 @@ groups' variables; everything else sees them.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from hlplay.inventory.names import (
     expand_host_range,
     type_name,
 )
-from hlplay.inventory.settings import SSH_SCHEMA, SettingsCollector, coerce
+from hlplay.inventory.settings import ADDRESS_RE, SSH_SCHEMA, SettingsCollector, coerce
 from hlplay.yamlsrc import YList, YMap, load_yaml_file
 
 YAML_SUFFIXES = (".yml", ".yaml")
@@ -79,6 +80,7 @@ ANSIBLE_CONNECTIONS: dict[str, TransportName] = {
 
 # (value, where it is written)
 _Found = tuple[Any, Location]
+_EMPTY = YMap()  # shared by declarations without variables; never written to
 
 
 @dataclass
@@ -88,7 +90,7 @@ class _HostDecl:
     native: bool = False
     defined_at: Location | None = None  # its native definition, if any
     attrs: dict[str, _Found] = field(default_factory=dict)  # from native host keys
-    vars: YMap = field(default_factory=YMap)
+    vars: YMap = field(default_factory=lambda: _EMPTY)  # replaced when it gets variables
 
 
 @dataclass
@@ -291,6 +293,8 @@ class _Builder:
                 for key, value in ssh.items():
                     decl.attrs[key] = (value, ssh.loc_of(key))
             if "vars" in body:
+                if decl.vars is _EMPTY:
+                    decl.vars = YMap()
                 _merge_vars(
                     decl.vars, body["vars"], f"host '{name}'", body.loc_of("vars"), override=False
                 )
@@ -384,7 +388,10 @@ class _Builder:
                 for hname in expand_host_range(raw, hloc):
                     check_host_name(hname, hloc)
                     hdecl = self._declare_host(hname, hloc, native=False)
-                    _merge_vars(hdecl.vars, hvars, f"host '{hname}'", hloc, override=False)
+                    if hvars is not None:
+                        if hdecl.vars is _EMPTY:
+                            hdecl.vars = YMap()
+                        _merge_vars(hdecl.vars, hvars, f"host '{hname}'", hloc, override=False)
                     if name not in SPECIAL_GROUPS:
                         decl.hosts.append((hname, hloc))
         if "vars" in body:
@@ -477,8 +484,8 @@ class _Builder:
             return got
 
         explicit_chain: dict[tuple[str, ...], tuple[str, ...]] = {}
-        attr_cache: dict[tuple[str, ...], dict[str, tuple[Any, Location, str]]] = {}
-        resolver = _AttrResolver(combined, attr_cache)
+        resolver = _AttrResolver(combined)
+        valid_tiers: set[str] = set()
 
         # phase 1: tier and roles, from every layer but the implicit groups
         host_chain0: dict[str, tuple[str, ...]] = {}
@@ -497,9 +504,13 @@ class _Builder:
             host_chain0[name] = chain0
             found = resolver.resolve(decl, self.host_files.get(name), chain0, PHASE1)
             tier_f = found.get("tier")
-            tiers[name] = (
-                check_token("tier", tier_f[0], tier_f[1]) if tier_f else settings.defaults.tier
-            )
+            if tier_f is None:
+                tiers[name] = settings.defaults.tier
+            elif tier_f[0] in valid_tiers:
+                tiers[name] = tier_f[0]
+            else:
+                tiers[name] = check_token("tier", tier_f[0], tier_f[1])
+                valid_tiers.add(tiers[name])
             roles_f = found.get("roles")
             roles[name] = _roles(roles_f) if roles_f else ()
 
@@ -513,27 +524,28 @@ class _Builder:
         # phase 2: everything else, with the implicit groups' variables in the chain
         hosts: dict[str, Host] = {}
         group_chain: dict[str, list[str]] = {}
-        chains: dict[tuple[str, ...], list[str]] = {}
+        chains: dict[tuple[Any, ...], tuple[list[str], tuple[str, ...]]] = {}
         ssh_cache: dict[tuple[Any, ...], SshSettings] = {}
         members_map: dict[str, list[str]] = {g: [] for g in (*self.groups, *implicit)}
         for name, decl in self.hosts.items():
             chain0 = host_chain0[name]
             tier = tiers[name]
             hroles = roles[name]
-            key2 = (*chain0, tier, *hroles)
-            chain = chains.get(key2)
-            if chain is None:
+            key2 = (id(chain0), tier, hroles)
+            got = chains.get(key2)
+            if got is None:
                 chain = [chain0[0]]
                 if chain0[1:] == ("ungrouped",):
                     chain.append("ungrouped")
                 chain.append(f"tier_{tier}")
                 chain.extend(f"role_{r}" for r in hroles)
                 chain.extend(g for g in chain0[1:] if g != "ungrouped")
-                chains[key2] = chain
+                got = chains[key2] = (chain, tuple(chain))
+            chain, chain_t = got
             group_chain[name] = chain
             for g in chain:
                 members_map[g].append(name)
-            found = resolver.resolve(decl, self.host_files.get(name), tuple(chain), PHASE2)
+            found = resolver.resolve(decl, self.host_files.get(name), chain_t, PHASE2)
             hosts[name] = self._host(decl, tier, hroles, found, settings, ssh_cache)
 
         groups = self._groups(explicit, implicit, parents, members_map, combined)
@@ -674,28 +686,35 @@ class _Builder:
     ) -> Host:
         typed: dict[str, Any] = {}
         for attr, (value, loc, var) in found.items():
-            what = f"'{var}' of host '{decl.name}'"
             if attr == "transport" and var == "ansible_connection":
                 conn = ANSIBLE_CONNECTIONS.get(str(value))
                 if conn is None:
                     raise InventoryError(
-                        f"{what}: connection '{value}' is not supported "
+                        f"'{var}' of host '{decl.name}': connection '{value}' is not supported "
                         "(use local or ssh, or transport: nats)",
                         loc,
                     )
                 typed[attr] = conn
                 continue
-            base = Path(os.path.dirname(loc.file))
-            typed[attr] = coerce(ATTR_KINDS[attr], value, what, loc, base)
+            if attr == "address" and type(value) is str and ADDRESS_RE.match(value):
+                typed[attr] = value  # the common case, without building an error label
+                continue
+            what = f"'{var}' of host '{decl.name}'"
+            typed[attr] = coerce(ATTR_KINDS[attr], value, what, loc, os.path.dirname(loc.file))
         transport = typed.pop("transport", None)
         if transport is None:
             transport = settings.defaults.transport or ("nats" if decl.native else "ssh")
         address = typed.pop("address", None)
         defaults = settings.defaults.ssh
-        ssh_key = tuple(typed.get(k, getattr(defaults, k)) for k in SSH_SCHEMA)
-        ssh = ssh_cache.get(ssh_key)
-        if ssh is None:
-            ssh = ssh_cache[ssh_key] = SshSettings(**dict(zip(SSH_SCHEMA, ssh_key, strict=True)))
+        if typed:
+            ssh_key = tuple(typed.get(k, getattr(defaults, k)) for k in SSH_SCHEMA)
+            ssh = ssh_cache.get(ssh_key)
+            if ssh is None:
+                ssh = ssh_cache[ssh_key] = SshSettings(
+                    **dict(zip(SSH_SCHEMA, ssh_key, strict=True))
+                )
+        else:
+            ssh = defaults
         return Host(
             name=decl.name,
             tier=tier,
@@ -703,7 +722,7 @@ class _Builder:
             address=address,
             transport=transport,
             ssh=ssh,
-            vars=decl.vars,
+            vars=decl.vars if decl.vars is not _EMPTY else {},
             location=decl.loc,
         )
 
@@ -751,13 +770,10 @@ class _AttrResolver:
     contribution is computed once per chain.
     """
 
-    def __init__(
-        self,
-        combined: dict[str, YMap],
-        cache: dict[tuple[str, ...], dict[str, tuple[Any, Location, str]]],
-    ) -> None:
+    def __init__(self, combined: dict[str, YMap]) -> None:
         self.combined = combined
-        self.cache = cache
+        # by (id(chain), id(attrs)): chains are shared tuples that live as long as this
+        self.cache: dict[tuple[int, int], dict[str, tuple[Any, Location, str]]] = {}
 
     @staticmethod
     def layer(d: Mapping[str, Any], attrs: Iterable[str]) -> dict[str, tuple[Any, Location, str]]:
@@ -776,7 +792,7 @@ class _AttrResolver:
     def chain(
         self, chain: tuple[str, ...], attrs: tuple[str, ...]
     ) -> dict[str, tuple[Any, Location, str]]:
-        key = (*chain, "|", *attrs)
+        key = (id(chain), id(attrs))
         got = self.cache.get(key)
         if got is None:
             got = {}
@@ -800,13 +816,15 @@ class _AttrResolver:
         found = dict(found)
         if decl.vars:
             found.update(self.layer(decl.vars, attrs))
-        for attr in attrs:
-            got = decl.attrs.get(attr)
-            if got is not None:
+        for attr, got in decl.attrs.items():
+            if attr in attrs:
                 found[attr] = (got[0], got[1], attr)
         if host_file:
             found.update(self.layer(host_file, attrs))
         return found
+
+
+_VALID_ROLES: set[str] = set()
 
 
 def _roles(found: tuple[Any, Location, str]) -> tuple[str, ...]:
@@ -819,10 +837,11 @@ def _roles(found: tuple[Any, Location, str]) -> tuple[str, ...]:
         raise InventoryError(f"'{var}' must be a list of role names, got {type_name(value)}", loc)
     out: list[str] = []
     for i, item in enumerate(items):
-        iloc = value.loc_of(i) if isinstance(value, YList) else loc
-        role = check_token("role", item, iloc)
-        if role not in out:
-            out.append(role)
+        if not isinstance(item, str) or item not in _VALID_ROLES:
+            iloc = value.loc_of(i) if isinstance(value, YList) else loc
+            _VALID_ROLES.add(check_token("role", item, iloc))
+        if item not in out:
+            out.append(item)
     return tuple(out)
 
 
@@ -836,12 +855,26 @@ def load_inventory(paths: str | Path | Sequence[str | Path]) -> Inventory:
     if not sources:
         raise InventoryError("no inventory given (use -i PATH)")
     builder = _Builder()
+    # Loading allocates many small objects and frees almost none: the cyclic GC
+    # would rescan them over and over (a third of the time on a large fleet).
+    # The inventory then lives as long as the process and holds no cycles, so
+    # it is frozen out of later collections too (reference counting still
+    # frees it); otherwise the next collections would scan it all again.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         for source in sources:
             builder.add_source(source)
-        return builder.build()
+        inventory = builder.build()
+        del builder
+        if gc_was_enabled:
+            gc.freeze()
+        return inventory
     except InventoryError:
         raise
     except HlplayError as exc:
         # YAML syntax errors and unreadable files: still inventory errors to the caller
         raise InventoryError(exc.message, exc.location) from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()

@@ -27,7 +27,7 @@ _RANGE_RE = re.compile(r"\[([^\]]*)\]")
 
 
 def check_host_name(name: str, loc: Location) -> None:
-    if not is_subject_token(name) or not HOST_RE.match(name):
+    if not HOST_RE.match(name):  # stricter than a subject token
         hint = ""
         if "." in name:
             hint = f"; use the short name and set address: {name}"

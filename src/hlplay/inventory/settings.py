@@ -64,7 +64,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def resolve_path(value: str, base: Path) -> str:
+def resolve_path(value: str, base: Path | str) -> str:
     """``~`` expanded; relative paths made absolute against ``base``."""
     path = os.path.expanduser(value)
     if not os.path.isabs(path):
@@ -97,7 +97,7 @@ def _str(value: Any, what: str, loc: Location) -> str:
     return value
 
 
-def coerce(kind: str, value: Any, what: str, loc: Location, base: Path) -> Any:
+def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) -> Any:
     """Check and convert one typed value; ``what`` names it in errors."""
     if kind == "bool":
         return _bool(value, what, loc)

@@ -115,17 +115,26 @@ def subject_index(inventory: Inventory) -> SubjectIndex:
             if tier[subject] != host.tier:
                 tier[subject] = ""
 
+    # tier and role subjects are the same for every host of a tier: expand them once
+    tier_subject: dict[str, str] = {}
+    role_subject: dict[tuple[str, str], str] = {}
     for host in inventory.hosts.values():
         if host.transport != "nats":
             continue
         own = _expand(templates.host, host.tier, host.name)
         host_subject[host.name] = own
         add(own, "host", host)
-        subjects = [_expand(templates.tier, host.tier)]
-        subjects.extend(_expand(templates.role, host.tier, role=r) for r in host.roles)
-        add(subjects[0], "tier", host)
-        for s in subjects[1:]:
-            add(s, "role", host)
+        ts = tier_subject.get(host.tier)
+        if ts is None:
+            ts = tier_subject[host.tier] = _expand(templates.tier, host.tier)
+        add(ts, "tier", host)
+        subjects = [ts]
+        for r in host.roles:
+            rs = role_subject.get((host.tier, r))
+            if rs is None:
+                rs = role_subject[host.tier, r] = _expand(templates.role, host.tier, role=r)
+            add(rs, "role", host)
+            subjects.append(rs)
         shared[host.name] = tuple(s for s in dict.fromkeys(subjects) if s != own)
 
     for name, own in host_subject.items():
