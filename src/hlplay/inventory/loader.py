@@ -83,6 +83,24 @@ _Found = tuple[Any, Location]
 _EMPTY = YMap()  # shared by declarations without variables; never written to
 
 
+#: Host variables naming places on the host's side that hlplay itself reads; a
+#: relative value ("./…", "../…") is relative to the file that sets it, as the
+#: paths in the ``hlplay:`` settings are.
+PATH_VARS = ("hlplay_profile", "hlplay_state_dir", "hlplay_units_dir", "hlplay_flake")
+
+
+def _resolve_path_vars(values: dict[str, Any], loc: Location | None) -> dict[str, Any]:
+    if loc is None or not any(k in values for k in PATH_VARS):
+        return values
+    out = dict(values)
+    base = os.path.dirname(os.path.abspath(loc.file))
+    for key in PATH_VARS:
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith(("./", "../")):
+            out[key] = os.path.normpath(os.path.join(base, value))
+    return out
+
+
 @dataclass
 class _HostDecl:
     name: str
@@ -722,7 +740,7 @@ class _Builder:
             address=address,
             transport=transport,
             ssh=ssh,
-            vars=decl.vars if decl.vars is not _EMPTY else {},
+            vars=_resolve_path_vars(decl.vars, decl.loc) if decl.vars is not _EMPTY else {},
             location=decl.loc,
         )
 

@@ -422,6 +422,46 @@ class SshTransport(Transport):
         }
         return outcome
 
+    async def confirm(
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 30.0
+    ) -> dict[str, DeployOutcome]:
+        """Confirm activations armed in canary mode (magic rollback over SSH)."""
+        return await self._settle(hosts, request_id, "confirm", timeout)
+
+    async def reject(
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 120.0
+    ) -> dict[str, DeployOutcome]:
+        """Withdraw activations armed in canary mode: the hosts roll back now."""
+        return await self._settle(hosts, request_id, "reject", timeout)
+
+    async def _settle(
+        self, hosts: Sequence[Host], request_id: str, what: str, timeout: float
+    ) -> dict[str, DeployOutcome]:
+        async def one(host: Host) -> DeployOutcome:
+            outcome = DeployOutcome(host=host.name, status="failed")
+            executor, ctx = self._executor_for(host, outcome)
+            method = getattr(executor, what, None)
+            if method is None:
+                outcome.error = "invalid_request"
+                outcome.message = f"the {executor.name} executor cannot {what}"
+                return outcome
+            try:
+                result = await asyncio.wait_for(method(request_id, ctx), timeout)
+            except Unreachable as exc:
+                outcome.status, outcome.message = "unreachable", str(exc)
+                return outcome
+            except TimeoutError:
+                outcome.error, outcome.message = "timeout", f"{what} took over {timeout:g}s"
+                return outcome
+            outcome.status = "completed" if result.ok else "failed"
+            outcome.error = result.error.value if result.error is not None else None
+            outcome.message = result.message
+            outcome.data = dict(result.data)
+            return outcome
+
+        results = await asyncio.gather(*(one(h) for h in hosts))
+        return {o.host: o for o in results}
+
     def _executor_for(
         self,
         host: Host,
