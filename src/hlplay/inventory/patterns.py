@@ -99,15 +99,35 @@ class _Matcher:
     # ---- one term ------------------------------------------------------------------
 
     def match(self, term: Term) -> list[str]:
-        """Hosts the term's body matches, in inventory order, subscript applied."""
+        """Hosts the term's body matches, subscript applied."""
         attr = None if term.body.startswith("~") else ATTR_RE.match(term.body)
         if attr is not None:
             hosts = self._attribute(term, attr.group("key"), attr.group("op"), attr.group("value"))
+        elif term.subscript is not None and term.body in self.inv.groups:
+            hosts = self._group_order(term.body)
         else:
             hosts = self._names(term)
         if term.subscript is not None:
             hosts = self._subscript(term, hosts)
         return hosts
+
+    def _group_order(self, name: str) -> list[str]:
+        """A group's hosts as Ansible orders them for subscripts: its own, then its
+        children's (breadth first); implicit groups in inventory order."""
+        group = self.inv.groups[name]
+        if group.implicit:
+            return list(self.inv.members.get(name, ()))
+        out: dict[str, None] = {}
+        queue = [name]
+        seen = {name}
+        while queue:
+            g = self.inv.groups[queue.pop(0)]
+            out.update(dict.fromkeys(g.hosts))
+            for child in g.children:
+                if child not in seen:
+                    seen.add(child)
+                    queue.append(child)
+        return list(out)
 
     def _names(self, term: Term) -> list[str]:
         body = term.body
@@ -192,9 +212,10 @@ class _Matcher:
                     f"no host has a variable '{key}'" + _suggest(key, _var_names(inv))
                 )
             known = list(seen)
-            what = f"'{key}'"
+            what = ""
         if not hit:
-            raise SelectionError(f"no host has {what} '{value}'" + _suggest(value, known))
+            has = f"{what} '{value}'" if what else f"{key}={value}"
+            raise SelectionError(f"no host has {has}" + _suggest(value, known))
         if op == "!=":
             hit_set = set(hit)
             return [h for h in hosts if h not in hit_set]
