@@ -158,6 +158,7 @@ async def _run_with_signals(**kwargs: Any) -> RunResult:
 @click.option("--force-handlers", is_flag=True, help="Run notified handlers even on failure.")
 @click.option("--start-at-task", metavar="NAME", help="Start at the task with this name.")
 @click.option("-v", "--verbose", "verbosity", count=True, help="More output (repeatable).")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Also write a JUnit XML report.")
 @json_option
 @click.pass_context
 def playbook(
@@ -177,6 +178,7 @@ def playbook(
     force_handlers: bool,
     start_at_task: str | None,
     verbosity: int,
+    junit_xml: str | None,
     as_json: bool,
 ) -> None:
     """Run PLAYBOOK(s) over the inventory: hlplay site.yml -l tier=test --check"""
@@ -221,6 +223,14 @@ def playbook(
         from hlplay.report.console import WarningsReporter
 
         reporters.append(WarningsReporter())
+    if junit_xml:
+        from hlplay.report.junit import JUnitReporter
+
+        reporters.append(JUnitReporter(junit_xml))
+    from hlplay.report.github import GitHubAnnotations, in_github_actions
+
+    if in_github_actions():
+        reporters.append(GitHubAnnotations(sys.stderr if as_json else sys.stdout))
     if inv_source is None and any(
         p.play.hosts.strip() not in ("localhost", "127.0.0.1") for p in prepared
     ):
