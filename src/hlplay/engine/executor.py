@@ -176,9 +176,8 @@ class TaskExecutor:
             first = hosts[0]
             try:
                 outcome = await self.run_host(pc, task, first, rescuable)
-            except BaseException as exc:
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved: the raiser handles it
+            except BaseException:
+                fut.cancel()  # hosts waiting for this result stop with it
                 raise
             fut.set_result(outcome)
             others = [h for h in hosts if h is not first and h.active]
@@ -534,6 +533,8 @@ class TaskExecutor:
         timeout = ctxs[0].timeout
         async with runner.forks:
             got = await self._guarded(cls, self.module(cls).run_batch(ctxs, args_by_host), timeout)
+        if not isinstance(got, (ModuleResult, dict)):
+            got = _failed(f"module '{cls.name}' returned {type(got).__name__}, not results by host")
         duration = time.monotonic() - start
         for name, (hs, variables, delegated) in pending.items():
             if isinstance(got, ModuleResult):  # the whole batch failed

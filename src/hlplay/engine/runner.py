@@ -295,6 +295,8 @@ class Runner:
             self.interrupted = True
         if self.stopping:
             self.interrupted = True
+        if not self._started:
+            self.warn(f"no task named '{self.options.start_at_task}' was found to start at")
         code = exit_code(self.stats, self.interrupted)
         self.bus.emit(
             PlaybookEnded(dict(self.stats), code, self.interrupted, time.monotonic() - start)
