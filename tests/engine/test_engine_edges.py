@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import RunFn
-from hlplay.engine.events import NoMoreHosts, TaskStarted, Warning_
+from hlplay.engine.events import BatchStarted, NoMoreHosts, TaskStarted, Warning_
 from hlplay.inventory.model import Inventory
 
 
@@ -152,3 +152,32 @@ async def test_start_at_unknown_task_warns(run_pb: RunFn) -> None:
         "- hosts: h1\n  tasks: [{name: a, debug: {msg: x}}]\n", start_at_task="zzz"
     )
     assert any("zzz" in w.message for w in rec.of(Warning_))
+
+
+async def test_serial_from_extra_vars(run_pb: RunFn) -> None:
+    text = """
+        - hosts: all
+          serial: "{{ serial | default('100%') }}"
+          tasks: [{debug: {msg: x}}]
+        """
+    _, rec = await run_pb(text, 4, extra_vars={"serial": "1"})
+    assert [len(b.hosts) for b in rec.of(BatchStarted)] == [1, 1, 1, 1]
+    _, rec = await run_pb(text, 4)
+    assert rec.of(BatchStarted) == []
+
+
+async def test_hostvars_across_plays_with_extract(run_pb: RunFn) -> None:
+    _, rec = await run_pb(
+        """
+        - hosts: all
+          tasks:
+            - command: echo {{ inventory_hostname }}-done
+              register: deploy
+        - hosts: localhost
+          tasks:
+            - name: collect
+              debug:
+                msg: "{{ groups['all'] | map('extract', hostvars, ['deploy', 'stdout']) | list }}"
+        """
+    )
+    assert rec.results("collect")[0].result["msg"] == ["h1-done", "h2-done", "h3-done"]

@@ -37,6 +37,7 @@ from hlplay.engine.scope import PlayScope, controller_host
 from hlplay.engine.state import HostState, PlayContext
 from hlplay.errors import Location, PlaybookError, SelectionError
 from hlplay.inventory.model import Host, Inventory
+from hlplay.playbook.loader import parse_serial
 from hlplay.playbook.model import Block, Item, Play, Playbook, Task
 from hlplay.playbook.templating import (
     Templar,
@@ -73,6 +74,7 @@ class PreparedPlay:
     hosts: list[Host]
     vars_files: list[dict[str, Any]]
     name: str
+    serial: list[int | str] = field(default_factory=list)
 
 
 def batch_sizes(serial: Sequence[int | str], total: int) -> list[int]:
@@ -183,7 +185,14 @@ def prepare_plays(
             if not isinstance(data, Mapping):
                 raise PlaybookError("a vars file must be a mapping of names to values", loc)
             files.append(dict(data))
-        out.append(PreparedPlay(play=play, hosts=hosts, vars_files=files, name=name))
+        serial = play.serial
+        if len(serial) == 1 and isinstance(serial[0], str) and has_template(serial[0]):
+            try:
+                rendered = templar.render(serial[0], scope)
+            except TemplateFailure as exc:
+                raise PlaybookError(exc.message, play.loc) from None
+            serial = parse_serial(rendered, play.loc)
+        out.append(PreparedPlay(play=play, hosts=hosts, vars_files=files, name=name, serial=serial))
     return out
 
 
@@ -345,7 +354,7 @@ class Runner:
             self.warn("gather_facts is not supported and was ignored (facts come from modules)")
         for s in eligible:
             self.stats_for(s.name)
-        sizes = batch_sizes(play.serial, len(eligible))
+        sizes = batch_sizes(prepared.serial, len(eligible))
         run_strategy = strategies.STRATEGIES[play.strategy]
         offset = 0
         for index, size in enumerate(sizes):

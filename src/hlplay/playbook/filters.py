@@ -245,6 +245,50 @@ def zip_filter(*lists: Any) -> list[list[Any]]:
     return [list(t) for t in zip(*lists, strict=False)]
 
 
+def extract(item: Any, container: Any, morekeys: Any = None) -> Any:
+    """``['a', 'b'] | map('extract', hostvars, 'tier')``: look each item up in a container."""
+    value = container[item]
+    keys = [] if morekeys is None else (morekeys if isinstance(morekeys, list) else [morekeys])
+    for key in keys:
+        value = value[key]
+    return value
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def union(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    return _unique([*a, *b])
+
+
+def intersect(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    bl = list(b)
+    return _unique(x for x in a if x in bl)
+
+
+def difference(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    bl = list(b)
+    return _unique(x for x in a if x not in bl)
+
+
+def symmetric_difference(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    al, bl = list(a), list(b)
+    return _unique([*(x for x in al if x not in bl), *(x for x in bl if x not in al)])
+
+
+def hash_filter(value: Any, algorithm: str = "sha1") -> str:
+    import hashlib
+
+    if algorithm not in hashlib.algorithms_available:
+        raise FilterError(f"hash: unknown algorithm {algorithm!r}")
+    return hashlib.new(algorithm, str(value).encode()).hexdigest()
+
+
 def type_debug(value: Any) -> str:
     return type(value).__name__
 
@@ -278,6 +322,12 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "b64decode": b64decode,
     "zip": zip_filter,
     "type_debug": type_debug,
+    "extract": extract,
+    "union": union,
+    "intersect": intersect,
+    "difference": difference,
+    "symmetric_difference": symmetric_difference,
+    "hash": hash_filter,
     "quote": quote,
 }
 

@@ -168,6 +168,37 @@ def _as_str_list(value: Any, key: str, loc: Location, *, split_commas: bool = Fa
     raise _err(f"'{key}' must be a string or a list of strings, got {type(value).__name__}", loc)
 
 
+def parse_serial(value: Any, loc: Location) -> list[int | str]:
+    """``serial``: an int, a percentage or a list of them (the last value repeats)."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise _err("'serial' list is empty", loc)
+    out: list[int | str] = []
+    for v in values:
+        if isinstance(v, bool):
+            raise _err(f"bad serial value {v!r}", loc)
+        if isinstance(v, int):
+            if v < 0:
+                raise _err(f"serial must not be negative, got {v}", loc)
+            out.append(v)
+            continue
+        text = str(v).strip()
+        if text.endswith("%"):
+            try:
+                pct = float(text[:-1])
+            except ValueError:
+                raise _err(f"bad serial percentage {v!r}", loc) from None
+            if not 0 < pct <= 100:
+                raise _err(f"serial percentage must be in (0, 100], got {v!r}", loc)
+            out.append(text)
+            continue
+        if text.isdigit():
+            out.append(int(text))
+            continue
+        raise _err(f"serial must be a number, a percentage ('30%') or a list, got {v!r}", loc)
+    return out
+
+
 def _conditions(value: Any) -> tuple[Any, ...]:
     if isinstance(value, list):
         return tuple(value)
@@ -384,33 +415,10 @@ class _PlaybookLoader:
         return dict(value)
 
     def _serial(self, value: Any, loc: Location) -> list[int | str]:
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise _err("'serial' list is empty", loc)
-        out: list[int | str] = []
-        for v in values:
-            if isinstance(v, bool):
-                raise _err(f"bad serial value {v!r}", loc)
-            if isinstance(v, int):
-                if v < 0:
-                    raise _err(f"serial must not be negative, got {v}", loc)
-                out.append(v)
-                continue
-            text = str(v).strip()
-            if text.endswith("%"):
-                try:
-                    pct = float(text[:-1])
-                except ValueError:
-                    raise _err(f"bad serial percentage {v!r}", loc) from None
-                if not 0 < pct <= 100:
-                    raise _err(f"serial percentage must be in (0, 100], got {v!r}", loc)
-                out.append(text)
-                continue
-            if text.isdigit():
-                out.append(int(text))
-                continue
-            raise _err(f"serial must be a number, a percentage ('30%') or a list, got {v!r}", loc)
-        return out
+        if isinstance(value, str) and has_template(value):
+            self._check_template(value, loc)
+            return [value]  # rendered with -e and play vars when the run starts
+        return parse_serial(value, loc)
 
     def _check_notify(self, play: Play) -> None:
         names = {h.name for h in play.handlers if h.name} | {
