@@ -188,3 +188,11 @@ async def test_ctrl_c_lets_running_tasks_finish_prints_recap_exits_99(site: Path
     assert "never started" not in text
     assert "PLAY RECAP" in text
     assert "interrupted" in err.decode().lower()
+
+
+def test_a_mistyped_command_is_not_taken_for_a_playbook(site: Path) -> None:
+    proc = hlplay(site, "inventroy")
+    assert proc.returncode == 5
+    assert "did you mean 'inventory'" in proc.stderr
+    proc = hlplay(site, "missing.yml")
+    assert proc.returncode == 1 and proc.stderr.strip() == "ERROR: missing.yml: no such file"

@@ -37,6 +37,14 @@ def _load(paths: tuple[str, ...], extra: dict[str, Any]) -> Playbook:
     from hlplay.playbook.loader import load_playbook
     from hlplay.playbook.model import Playbook
 
+    for p in paths:
+        if not Path(p).exists():
+            from hlplay.cli.main import COMMANDS
+            from hlplay.errors import OptionsError, did_you_mean
+
+            hint = did_you_mean(p, [c for c in COMMANDS if c != "playbook"])
+            if hint:
+                raise OptionsError(f"no playbook or command '{p}'{hint}")
     books = [load_playbook(p, extra_vars=extra) for p in paths]
     if len(books) == 1:
         return books[0]
