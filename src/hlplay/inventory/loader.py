@@ -145,11 +145,12 @@ def _is_vault(value: Any) -> bool:
     return isinstance(value, str) and value.lstrip().startswith(VAULT_HEADER)
 
 
-def _check_keys(node: YMap, allowed: Sequence[str], where: str) -> None:
+def _check_keys(node: YMap, allowed: Sequence[str], where: str, hint: str = "") -> None:
     for key in node:
         if key not in allowed:
             raise InventoryError(
-                f"unknown key '{key}' in {where}" + did_you_mean(key, allowed), node.loc_of(key)
+                f"unknown key '{key}' in {where}" + did_you_mean(key, allowed) + hint,
+                node.loc_of(key),
             )
 
 
@@ -251,7 +252,8 @@ class _Builder:
         _check_keys(
             data,
             NATIVE_KEYS,
-            "an inventory file (expected hlplay, hosts, groups, vars or Ansible's all)",
+            "an inventory file",
+            "; expected hlplay, hosts, groups and vars, or Ansible's all",
         )
         if "hlplay" in data:
             self.settings.add(data["hlplay"], data.loc_of("hlplay"), path.parent)
