@@ -48,6 +48,7 @@ NATIVE_KEYS = ("hlplay", "hosts", "groups", "vars")
 HOST_KEYS = ("tier", "roles", "address", "transport", "ssh", "vars")
 GROUP_KEYS = ("hosts", "children", "vars")
 VAULT_HEADER = "$ANSIBLE_VAULT"
+FREEZE_HOSTS = 1000  # from this size on, a loaded inventory is frozen out of the cyclic GC
 
 # canonical host attribute -> variable names setting it, the first winning in one layer
 ATTR_VARS: dict[str, tuple[str, ...]] = {
@@ -877,9 +878,9 @@ def load_inventory(paths: str | Path | Sequence[str | Path]) -> Inventory:
     builder = _Builder()
     # Loading allocates many small objects and frees almost none: the cyclic GC
     # would rescan them over and over (a third of the time on a large fleet).
-    # The inventory then lives as long as the process and holds no cycles, so
-    # it is frozen out of later collections too (reference counting still
-    # frees it); otherwise the next collections would scan it all again.
+    # A large inventory then usually lives as long as the process and holds no
+    # cycles, so it is frozen out of later collections too (reference counting
+    # still frees it); otherwise the next collections would scan it all again.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -887,7 +888,7 @@ def load_inventory(paths: str | Path | Sequence[str | Path]) -> Inventory:
             builder.add_source(source)
         inventory = builder.build()
         del builder
-        if gc_was_enabled:
+        if gc_was_enabled and len(inventory.hosts) >= FREEZE_HOSTS:
             gc.freeze()
         return inventory
     except InventoryError:
