@@ -149,7 +149,7 @@ class EventBus:
         for reporter in list(self.reporters):
             try:
                 reporter.handle(event)
-            except Exception as exc:
+            except Exception as exc:  # a broken reporter must not stop the run
                 self.reporters.remove(reporter)
                 print(
                     f"[WARNING]: reporter {type(reporter).__name__} failed and was removed: "

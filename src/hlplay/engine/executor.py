@@ -207,7 +207,12 @@ class TaskExecutor:
                 if runner.stopping or pc.stopped:
                     return None
                 start = time.monotonic()
-                outcome = await self._host_task(pc, task, hs, rescuable)
+                try:
+                    outcome = await self._host_task(pc, task, hs, rescuable)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one host's trouble stays its own
+                    outcome = Outcome(_failed(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
             if throttle is not None:
                 throttle.release()
@@ -353,7 +358,7 @@ class TaskExecutor:
             return _failed(str(exc))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # a broken module fails its task, not the run
             return _failed(f"module '{cls.name}' failed unexpectedly: {type(exc).__name__}: {exc}")
         return res
 

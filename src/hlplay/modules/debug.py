@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
 from hlplay.playbook.templating import TemplateFailure, default_templar
+
+
+def plain(value: Any) -> Any:
+    """Lazy mappings (``hostvars``) and tuples as plain data, so results print as JSON."""
+    if isinstance(value, Mapping):
+        flatten = getattr(value, "flatten", None)
+        if callable(flatten):
+            return plain(flatten())
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 class Debug(Module):
@@ -33,6 +46,6 @@ class Debug(Module):
                 value = f"VARIABLE IS NOT DEFINED! ({exc.message})" if exc.undefined else None
                 if not exc.undefined:
                     return ModuleResult(failed=True, msg=exc.message)
-            return ModuleResult(data={var: value})
+            return ModuleResult(data={var: plain(value)})
         msg = args.get("msg")
-        return ModuleResult(msg="Hello world!" if msg is None else msg)
+        return ModuleResult(msg="Hello world!" if msg is None else plain(msg))

@@ -52,7 +52,7 @@ def _import_file(stem: str) -> None:
     _imported.add(stem)
     try:
         mod = importlib.import_module(f"{_package.__name__}.{stem}")
-    except Exception as exc:
+    except Exception as exc:  # a broken module file must not break the others
         _broken[stem] = f"{type(exc).__name__}: {exc}"
         return
     _register_from(mod)

@@ -155,13 +155,18 @@ class Vars(Mapping[str, Any]):
         return Vars([(top, NO_TEMPLATES), *self._layers], self._templar)
 
     def flatten(self) -> dict[str, Any]:
-        """Every variable, rendered (for debugging displays); unrenderable ones raw."""
+        """Every variable, rendered, for display: not ``hostvars`` (it would recurse),
+        nor functions; values that cannot be rendered are None."""
         out: dict[str, Any] = {}
         for k in self:
+            if k == "hostvars":
+                continue
             try:
-                out[k] = self[k]
+                value = self[k]
             except HlplayError:
-                out[k] = None
+                value = None
+            if not callable(value):
+                out[k] = value
         return out
 
 

@@ -7,7 +7,6 @@ templates: those are checked again once rendered, per host.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,11 +73,13 @@ def split_words(text: str) -> list[str]:
 
 
 def _unquote(raw: str) -> str:
-    try:
-        parts = shlex.split(raw)
-    except ValueError:
-        return raw
-    return parts[0] if len(parts) == 1 else raw
+    """Strip one pair of quotes around a whole value (``msg="a b"``), as Ansible does."""
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        inner = raw[1:-1]
+        if raw[0] == '"':
+            inner = inner.replace('\\"', '"').replace("\\\\", "\\")
+        return inner
+    return raw
 
 
 def _names(module: type[Module]) -> dict[str, str]:
