@@ -215,6 +215,8 @@ def test_free_form_and_key_value_arguments(tmp_path: Path) -> None:
             - shell: echo $HOME | tr a-z A-Z
             - debug: msg="hello world" verbosity=1
             - debug: msg=still going on
+            - debug: var=hostvars['h3'].tier
+            - debug: msg="say \\"hi\\"" verbosity=2
             - ansible.builtin.command:
                 argv: [echo, hi]
             - command: make
@@ -226,8 +228,10 @@ def test_free_form_and_key_value_arguments(tmp_path: Path) -> None:
     assert tasks[1].args == {"cmd": "echo $HOME | tr a-z A-Z"}
     assert tasks[2].args == {"msg": "hello world", "verbosity": "1"}
     assert tasks[3].args == {"msg": "still going on"}
-    assert tasks[4].action == "command" and tasks[4].args == {"argv": ["echo", "hi"]}
-    assert tasks[5].args == {"cmd": "make", "chdir": "/src"}
+    assert tasks[4].args == {"var": "hostvars['h3'].tier"}
+    assert tasks[5].args == {"msg": 'say "hi"', "verbosity": "2"}
+    assert tasks[6].action == "command" and tasks[6].args == {"argv": ["echo", "hi"]}
+    assert tasks[7].args == {"cmd": "make", "chdir": "/src"}
 
 
 def test_block_keywords_pass_down(tmp_path: Path) -> None:
