@@ -285,3 +285,16 @@ def test_subscripts_follow_ansible_group_order(
     inv = load_inventory(tree({"hosts.yml": ANSIBLE_FLEET}))
     assert select_hosts(inv, "prod[0]") == ["web1"]
     assert select_hosts(inv, "prod[1:2]") == ["web2", "db1"]
+
+
+def test_inventory_built_in_code_selects_groups_too() -> None:
+    from hlplay.inventory.model import Group, Host
+
+    inv = Inventory(
+        hosts={"a": Host("a", "prod", ("web",)), "b": Host("b", "test")},
+        groups={"g": Group("g", hosts=["a"])},
+    )
+    assert select_hosts(inv, "g") == ["a"]
+    assert select_hosts(inv, "tier_test") == ["b"]
+    assert select_hosts(inv, "ungrouped,role_web") == ["a", "b"]
+    assert select_hosts(inv, "!g") == ["b"]

@@ -95,6 +95,10 @@ class _Matcher:
         if order is None:
             order = cache["host_order"] = {h: i for i, h in enumerate(inventory.hosts)}
         self.order: dict[str, int] = order
+        if not inventory.members and inventory.hosts:
+            inventory.members = derive_members(inventory)
+        # explicit groups and the implicit ones (all, ungrouped, tier_*, role_*)
+        self.groups: list[str] = list(dict.fromkeys([*inventory.groups, *inventory.members]))
 
     # ---- one term ------------------------------------------------------------------
 
@@ -103,7 +107,7 @@ class _Matcher:
         attr = None if term.body.startswith("~") else ATTR_RE.match(term.body)
         if attr is not None:
             hosts = self._attribute(term, attr.group("key"), attr.group("op"), attr.group("value"))
-        elif term.subscript is not None and term.body in self.inv.groups:
+        elif term.subscript is not None and term.body in self.inv.members:
             hosts = self._group_order(term.body)
         else:
             hosts = self._names(term)
@@ -114,14 +118,16 @@ class _Matcher:
     def _group_order(self, name: str) -> list[str]:
         """A group's hosts as Ansible orders them for subscripts: its own, then its
         children's (breadth first); implicit groups in inventory order."""
-        group = self.inv.groups[name]
-        if group.implicit:
+        group = self.inv.groups.get(name)
+        if group is None or group.implicit:
             return list(self.inv.members.get(name, ()))
         out: dict[str, None] = {}
         queue = [name]
         seen = {name}
         while queue:
-            g = self.inv.groups[queue.pop(0)]
+            g = self.inv.groups.get(queue.pop(0))
+            if g is None:
+                continue
             out.update(dict.fromkeys(g.hosts))
             for child in g.children:
                 if child not in seen:
@@ -143,16 +149,16 @@ class _Matcher:
         elif GLOB_CHARS.intersection(body):
             test = re.compile(fnmatch.translate(body)).match
         else:
-            if body in inv.groups:
-                return list(inv.members.get(body, ()))
+            if body in inv.members:
+                return list(inv.members[body])
             if body in inv.hosts:
                 return [body]
             raise SelectionError(
-                f"no host or group named '{body}'" + _suggest(body, [*inv.groups, *inv.hosts])
+                f"no host or group named '{body}'" + _suggest(body, [*self.groups, *inv.hosts])
             )
         found: set[str] = set()
         named = False
-        for g in inv.groups:
+        for g in self.groups:
             if test(g):
                 named = True
                 found.update(inv.members.get(g, ()))
@@ -163,7 +169,7 @@ class _Matcher:
         if not named:
             raise SelectionError(
                 f"no host or group name matches '{body}'"
-                + _suggest(body, [*inv.groups, *inv.hosts])
+                + _suggest(body, [*self.groups, *inv.hosts])
             )
         return sorted(found, key=self.order.__getitem__)
 
@@ -240,6 +246,34 @@ class _Matcher:
                 f"'{term.text}': range is out of range ('{term.body}' has {len(hosts)} hosts)"
             )
         return picked
+
+
+def derive_members(inv: Inventory) -> dict[str, list[str]]:
+    """Group members of an inventory built in code rather than by the loader."""
+    order = {h: i for i, h in enumerate(inv.hosts)}
+    members: dict[str, set[str]] = {}
+
+    def of(name: str, seen: frozenset[str]) -> set[str]:
+        got = members.get(name)
+        if got is None:
+            group = inv.groups[name]
+            got = {h for h in group.hosts if h in order}
+            for child in group.children:
+                if child in inv.groups and child not in seen:
+                    got |= of(child, seen | {child})
+            members[name] = got
+        return got
+
+    for name in inv.groups:
+        of(name, frozenset({name}))
+    grouped = set().union(*(m for g, m in members.items() if g not in ("all", "ungrouped")))
+    members["all"] = set(order)
+    members.setdefault("ungrouped", set()).update(h for h in order if h not in grouped)
+    for host in inv.hosts.values():
+        members.setdefault(f"tier_{host.tier}", set()).add(host.name)
+        for role in host.roles:
+            members.setdefault(f"role_{role}", set()).add(host.name)
+    return {g: sorted(hs, key=order.__getitem__) for g, hs in members.items()}
 
 
 def _as_text(value: Any) -> str:
