@@ -196,3 +196,21 @@ class TestExtraVars:
         with pytest.raises(HlplayError) as info:
             parse_extra_vars([f"@{tmp_path}/missing.yml"])
         assert str(info.value) == f"{tmp_path}/missing.yml: no such file"
+
+
+def test_inventory_built_in_code_merges_group_vars() -> None:
+    from hlplay.inventory.model import Group, Host, Inventory
+
+    inv = Inventory(
+        hosts={"a": Host("a", "prod", vars={"own": 1}), "b": Host("b", "test")},
+        groups={
+            "all": Group("all", vars={"x": "all", "y": "all"}, implicit=True),
+            "parent": Group("parent", children=["child"], vars={"x": "parent", "z": "parent"}),
+            "child": Group("child", hosts=["a"], vars={"x": "child"}),
+            "ungrouped": Group("ungrouped", vars={"lonely": True}, implicit=True),
+        },
+    )
+    a = host_variables(inv, "a")
+    assert (a["x"], a["y"], a["z"], a["own"]) == ("child", "all", "parent", 1)
+    assert "lonely" not in a
+    assert host_variables(inv, "b")["lonely"] is True

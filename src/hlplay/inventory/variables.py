@@ -43,6 +43,53 @@ def _chain_vars(inventory: Inventory, chain: list[str]) -> dict[str, Any]:
     return got
 
 
+def _group_chain(inventory: Inventory, host: str) -> list[str]:
+    chain = inventory.group_chain.get(host)
+    if chain is not None:
+        return chain
+    if inventory.group_chain or not inventory.groups:
+        return ["all"]
+    # an inventory built in code: derive the chains the loader would have made
+    chains: dict[str, list[str]] | None = inventory.cache.get("derived_chains")
+    if chains is None:
+        chains = inventory.cache["derived_chains"] = _derive_chains(inventory)
+    return chains.get(host, ["all"])
+
+
+def _derive_chains(inventory: Inventory) -> dict[str, list[str]]:
+    from hlplay.inventory.patterns import derive_members
+
+    members = inventory.members or derive_members(inventory)
+    parents: dict[str, list[str]] = {}
+    for name, group in inventory.groups.items():
+        for child in group.children:
+            parents.setdefault(child, []).append(name)
+    depth: dict[str, int] = {}
+
+    def dep(name: str, seen: frozenset[str]) -> int:
+        if name not in depth:
+            ps = [p for p in parents.get(name, ()) if p not in seen and p != "all"]
+            depth[name] = 1 + max((dep(p, seen | {p}) for p in ps), default=0)
+        return depth[name]
+
+    explicit = [
+        g
+        for g, group in inventory.groups.items()
+        if not group.implicit and g not in ("all", "ungrouped")
+    ]
+    in_group: dict[str, list[str]] = {}
+    for g in sorted(explicit, key=lambda g: (dep(g, frozenset({g})), g)):
+        for h in members.get(g, ()):
+            in_group.setdefault(h, []).append(g)
+    out: dict[str, list[str]] = {}
+    for name, host in inventory.hosts.items():
+        own = in_group.get(name, [])
+        chain = ["all", *([] if own else ["ungrouped"]), f"tier_{host.tier}"]
+        chain.extend(f"role_{r}" for r in host.roles)
+        out[name] = chain + own
+    return out
+
+
 def host_facts(inventory: Inventory, host: str) -> dict[str, Any]:
     """What the inventory itself says about a host, exposed as variables."""
     h = inventory.hosts[host]
@@ -65,7 +112,7 @@ def host_variables(
     h = inventory.hosts.get(host)
     if h is None:
         raise SelectionError(f"unknown host '{host}'" + did_you_mean(host, inventory.hosts))
-    out = dict(_chain_vars(inventory, inventory.group_chain.get(host, ["all"])))
+    out = dict(_chain_vars(inventory, _group_chain(inventory, host)))
     if h.vars:
         out.update(h.vars)
     files = inventory.host_vars_files.get(host)
@@ -91,7 +138,7 @@ def host_variable(inventory: Inventory, host: str, name: str) -> tuple[bool, Any
         return True, files[name]
     if name in h.vars:
         return True, h.vars[name]
-    merged = _chain_vars(inventory, inventory.group_chain.get(host, ["all"]))
+    merged = _chain_vars(inventory, _group_chain(inventory, host))
     if name in merged:
         return True, merged[name]
     return False, None
