@@ -20,6 +20,7 @@ pytest_plugins = [
     "fixtures.nats",
     "fixtures.sshd",
     "fixtures.nix",
+    "fixtures.lab",
 ]
 
 REPO = Path(__file__).resolve().parent.parent

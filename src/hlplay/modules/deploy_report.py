@@ -109,4 +109,4 @@ class DeployReport(Module):
             if dest:
                 Path(dest).parent.mkdir(parents=True, exist_ok=True)
                 Path(dest).write_text(content if content.endswith("\n") else content + "\n")
-        return ModuleResult(msg=md, data={"report": doc, "markdown": md})
+        return ModuleResult(msg=md, data={"report": doc, "markdown": md, "display": md})

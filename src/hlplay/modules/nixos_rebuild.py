@@ -300,7 +300,8 @@ def _result(outcome: DeployOutcome, action: str, check_mode: bool) -> ModuleResu
     msg = outcome.message
     if summary and summary not in msg:
         msg = f"{msg} ({summary})"
-    show = diff if changed or check_mode else None
+    # an unchanged host has no diff to show, as with Ansible's --diff
+    show = diff if changed else None
     return ModuleResult(changed=changed, msg=msg, diff=show, data=data)
 
 

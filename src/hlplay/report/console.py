@@ -228,6 +228,11 @@ class ConsoleReporter:
             )
         else:
             self._line(f"{word}: {label}", color)
+        display = result.get("display")
+        if isinstance(display, str) and status != "skipped":
+            # report modules hand over a table for people to read, printed as is
+            for line in display.rstrip("\n").splitlines():
+                self._line(line)
 
     def _item_result(self, ev: ItemResult) -> None:
         self._rebanner(ev.task.id, ev.task.name, ev.task.is_handler)

@@ -1,0 +1,120 @@
+"""deploy-all.yml on the built-in lab: real listeners, real sshd, real Nix."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from fixtures.lab import LabEnv
+
+pytestmark = [pytest.mark.slow, pytest.mark.nix, pytest.mark.nats]
+
+TEST_HOSTS = ["test-web1", "test-db1", "test-mon1", "test-web2"]
+PROD_HOSTS = ["prod-web1", "prod-db1", "prod-mon1"]
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+        if m:
+            out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return out
+
+
+def test_deploy_test_tier_then_nothing_to_do(lab_factory) -> None:
+    lab: LabEnv = lab_factory()
+    before = {h: lab.current_generation(h) for h in TEST_HOSTS + PROD_HOSTS}
+    assert all(g == 1 for g in before.values()), before
+
+    # dry run: the diff is shown, nothing is activated
+    dry = lab.playbook("deploy-all.yml", "-l", "tier=test", "--check", "--diff")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "[U*]  #1  nginx-lite  1.24.0 -> 1.25.3" in dry.stdout
+    assert {h: lab.current_generation(h) for h in before} == before
+
+    run = lab.playbook("deploy-all.yml", "-l", "tier=test")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "nginx-lite  1.24.0 -> 1.25.3" in run.stdout
+    # the web hosts changed (one over NATS, one over SSH); the others had nothing to do
+    assert lab.current_generation("test-web1") == 2
+    assert lab.current_generation("test-web2") == 2
+    assert lab.current_generation("test-db1") == 1
+    assert lab.current_generation("test-mon1") == 1
+    # prod untouched
+    assert all(lab.current_generation(h) == 1 for h in PROD_HOSTS)
+    assert lab.units("test-web1").get("nginx.service") == "active"
+    assert "| test-web1 | test | nats | 1 | 2 |" in run.stdout
+    stats = recap(run.stdout)
+    assert set(stats) >= set(TEST_HOSTS)
+    assert not set(stats) & set(PROD_HOSTS)
+
+    again = lab.playbook("deploy-all.yml", "-l", "tier=test")
+    assert again.returncode == 0, again.stdout
+    assert all(s["changed"] == 0 for s in recap(again.stdout).values()), again.stdout
+    assert lab.current_generation("test-web1") == 2
+
+
+def test_failed_activation_rolls_back_exactly_those_hosts(lab_factory) -> None:
+    lab: LabEnv = lab_factory()
+    lab.set_switch("failActivationRoles", ["db"])
+    lab.bump("openssl-lite", "3.0.14")  # every host changes
+
+    run = lab.playbook("deploy-all.yml", "-l", "tier=test")
+    assert run.returncode == 2, run.stdout + run.stderr
+    stats = recap(run.stdout)
+    assert stats["test-db1"]["failed"] == 1
+    for host in ("test-web1", "test-mon1", "test-web2"):
+        assert stats[host]["failed"] == 0
+        assert lab.current_generation(host) == 2
+    # rolled back to generation 1; the failed generation is gone
+    assert lab.current_generation("test-db1") == 1
+    assert lab.profile_generations("test-db1") == [1]
+    assert "rolled back" in run.stdout
+    assert all(lab.current_generation(h) == 1 for h in PROD_HOSTS)
+
+
+def test_failed_health_gate_rolls_back(lab_factory) -> None:
+    lab: LabEnv = lab_factory()
+    lab.set_switch("failServiceRoles", ["mon"])
+    lab.bump("prometheus-lite", "2.46.0")
+
+    run = lab.playbook("deploy-all.yml", "-l", "tier=test")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "health_failed" in run.stdout
+    assert lab.current_generation("test-mon1") == 1
+    assert lab.units("test-mon1").get("prometheus.service") == "active"
+
+
+def test_stopped_listener_is_unreachable_while_the_rest_deploy(lab_factory) -> None:
+    lab: LabEnv = lab_factory()
+    lab.bump("openssl-lite", "3.0.14")
+    lab.stop_listener("test-mon1")
+
+    run = lab.playbook("deploy-all.yml", "-l", "tier=test", timeout=300)
+    assert run.returncode == 4, run.stdout + run.stderr
+    stats = recap(run.stdout)
+    assert stats["test-mon1"]["unreachable"] == 1
+    for host in ("test-web1", "test-db1", "test-web2"):
+        assert lab.current_generation(host) == 2, run.stdout
+
+
+def test_lab_down_leaves_nothing_running(lab_factory) -> None:
+    lab: LabEnv = lab_factory()
+    pids = [int(p.read_text().split()[0]) for p in (lab.state / "pids").glob("*.pid")]
+    assert len(pids) >= 7
+    text = (lab.inventory / "hosts.yml").read_text()
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)]
+    ports += [int(p) for p in re.findall(r"port: (\d+)", text)]
+    down = lab.hlplay("lab", "down", "-i", str(lab.inventory))
+    assert down.returncode == 0, down.stderr
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    status = lab.hlplay("lab", "status", "-i", str(lab.inventory))
+    assert "not running" in status.stdout
