@@ -19,7 +19,8 @@ def _debug(argv: list[str]) -> bool:
 def run_cli(cli: click.Group, argv: list[str] | None = None) -> Any:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="hlplay", standalone_mode=False)
+        # without standalone mode, ctx.exit(n) comes back as the return value
+        rv = cli.main(args=args, prog_name="hlplay", standalone_mode=False)
     except HlplayError as exc:
         if _debug(args):
             traceback.print_exc()
@@ -45,4 +46,4 @@ def run_cli(cli: click.Group, argv: list[str] | None = None) -> Any:
             err=True,
         )
         sys.exit(EXIT_ERROR)
-    sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
