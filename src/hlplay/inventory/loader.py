@@ -82,6 +82,7 @@ ANSIBLE_CONNECTIONS: dict[str, TransportName] = {
 # (value, where it is written)
 _Found = tuple[Any, Location]
 _EMPTY = YMap()  # shared by declarations without variables; never written to
+_VALID_VARS: set[str] = set()  # variable names already checked
 
 
 #: Host variables naming places on the host's side that hlplay itself reads; a
@@ -129,9 +130,18 @@ def _merge_vars(into: YMap, new: Any, owner: str, loc: Location, *, override: bo
     if not isinstance(new, YMap):
         what = "a vault-encrypted file" if _is_vault(new) else type_name(new)
         raise InventoryError(f"variables of {owner} must be a mapping, got {what}", loc)
+    for key in new:
+        if key not in _VALID_VARS:
+            check_var_name(key, new.loc_of(key))
+            _VALID_VARS.add(key)
+    if not into:
+        # the common case (a host's or group's first variables): copy in one go
+        into.update(new)
+        into.key_locs.update(new.key_locs)
+        into.loc = new.loc
+        return
     for key, value in new.items():
         kloc = new.loc_of(key)
-        check_var_name(key, kloc)
         if not override and key in into:
             raise InventoryError(
                 f"variable '{key}' of {owner} is already set at {into.key_locs[key]}", kloc
