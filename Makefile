@@ -9,12 +9,12 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 # Command 1: the main job, end to end, on the built-in lab.
-demo: bootstrap
+demo:
 	@bash scripts/demo.sh
 
 # Command 2: install what the tests need and run them all.
-test: bootstrap
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test:
+	@bash scripts/test.sh $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench

@@ -12,6 +12,9 @@ need_pkgs=()
 command -v nix-build >/dev/null 2>&1 || need_pkgs+=(nix-bin)
 [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+command -v ssh-keygen >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+command -v "$PY" >/dev/null 2>&1 || need_pkgs+=(python3)
+"$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""

@@ -374,6 +374,16 @@ class _Run:
         if not changed:
             assert before is not None
             self.data["generation"] = before.number
+            if self.action in ("switch", "boot"):
+                # The running system is exactly what this revision builds: record
+                # it, so that revision drift reports only real differences.
+                await system.record_deployment(
+                    self.runner,
+                    system.record_file(ctx.profile, ctx.state_dir),
+                    system.Deployment(
+                        time.time(), before.number, new_path, self.request.revision, "unchanged"
+                    ),
+                )
             return ExecResult(
                 True, None, f"generation {before.number} already runs {new_path}", self.data
             )
