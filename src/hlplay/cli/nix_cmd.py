@@ -163,16 +163,14 @@ async def deploy_all(
     return out
 
 
-async def _diff_hosts(
-    inv: Any,
-    hosts: Sequence[str],
-    revision: str | None,
-    as_json: bool,
-    colour: bool,
-    timeout: float,
-) -> int:
-    from hlplay.nix.diff import ClosureDiff
+async def diff_hosts(
+    inv: Any, hosts: Sequence[str], revision: str | None, timeout: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build ``hosts`` at ``revision`` and diff each against what it runs; nothing is activated.
 
+    Returns the document ``hlplay diff PATTERN --json`` prints (``revision``,
+    ``hosts``, ``summary``) and each host's raw :class:`DeployOutcome`.
+    """
     rev = await _resolve_revision(inv, revision)
     request = {"action": "diff", "revision": rev, "id": uuid.uuid4().hex, "options": {}}
     outcomes = await deploy_all(inv, hosts, request, timeout)
@@ -189,9 +187,6 @@ async def _diff_hosts(
             message = o.message if o is not None else "no answer"
             error = o.error if o is not None else "internal"
             doc["hosts"][name] = {"status": status, "error": error, "message": message}
-            if not as_json:
-                label = "UNREACHABLE" if status == "unreachable" else "FAILED"
-                click.secho(f"== {name}: {label}: {message}", fg="red", err=False)
             continue
         data = o.data
         is_changed = bool(data.get("changed"))
@@ -204,20 +199,6 @@ async def _diff_hosts(
             "summary": data.get("diff_summary"),
             "diff": data.get("diff"),
         }
-        if as_json:
-            continue
-        gen = data.get("old_generation")
-        head = f"== {name}: generation {gen}" if gen is not None else f"== {name}: no system yet"
-        click.secho(f"{head} -> {_short(rev)}", bold=True, color=colour or None)
-        text = data.get("diff_text") or ""
-        if colour and isinstance(data.get("diff"), dict):
-            try:
-                text = ClosureDiff.from_json(data["diff"]).render_text(color=True)
-            except Exception:  # the plain text is there all the same
-                text = data.get("diff_text") or ""
-        click.echo(text.rstrip("\n"), color=colour or None)
-        if data.get("diff_error"):
-            click.secho(f"   (no diff: {data['diff_error']})", fg="yellow")
     total = len(hosts)
     doc["summary"] = {
         "hosts": total,
@@ -226,18 +207,59 @@ async def _diff_hosts(
         "failed": failed,
         "unreachable": unreachable,
     }
+    return doc, outcomes
+
+
+async def _diff_hosts(
+    inv: Any,
+    hosts: Sequence[str],
+    revision: str | None,
+    as_json: bool,
+    colour: bool,
+    timeout: float,
+) -> int:
+    doc, outcomes = await diff_hosts(inv, hosts, revision, timeout)
+    summary = doc["summary"]
+    failed, unreachable = summary["failed"], summary["unreachable"]
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
+        for name in hosts:
+            _print_host_diff(name, doc, outcomes, colour)
         click.echo(
-            f"{total} host(s): {changed} would change, "
-            f"{total - changed - failed - unreachable} unchanged"
+            f"{summary['hosts']} host(s): {summary['changed']} would change, "
+            f"{summary['unchanged']} unchanged"
             + (f", {failed} failed" if failed else "")
             + (f", {unreachable} unreachable" if unreachable else "")
         )
     if unreachable:
         return EXIT_UNREACHABLE
     return EXIT_FAILED if failed else 0
+
+
+def _print_host_diff(
+    name: str, doc: dict[str, Any], outcomes: dict[str, Any], colour: bool
+) -> None:
+    from hlplay.nix.diff import ClosureDiff
+
+    entry = doc["hosts"][name]
+    if entry["status"] not in ("changed", "unchanged"):
+        label = "UNREACHABLE" if entry["status"] == "unreachable" else "FAILED"
+        click.secho(f"== {name}: {label}: {entry['message']}", fg="red", err=False)
+        return
+    data = outcomes[name].data
+    gen = data.get("old_generation")
+    head = f"== {name}: generation {gen}" if gen is not None else f"== {name}: no system yet"
+    click.secho(f"{head} -> {_short(doc['revision'])}", bold=True, color=colour or None)
+    text = data.get("diff_text") or ""
+    if colour and isinstance(data.get("diff"), dict):
+        try:
+            text = ClosureDiff.from_json(data["diff"]).render_text(color=True)
+        except Exception:  # the plain text is there all the same
+            text = data.get("diff_text") or ""
+    click.echo(text.rstrip("\n"), color=colour or None)
+    if data.get("diff_error"):
+        click.secho(f"   (no diff: {data['diff_error']})", fg="yellow")
 
 
 # -- hlplay generations ------------------------------------------------------------
