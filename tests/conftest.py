@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from realparts import NIX_CONFIG  # noqa: E402
+from realparts import NIX_CONFIG
 
 # Nix must never reach for the network in tests, and the flakes CLI is needed.
 os.environ["NIX_CONFIG"] = NIX_CONFIG

@@ -112,7 +112,10 @@ def test_lab_down_leaves_nothing_running(lab_factory) -> None:
     down = lab.hlplay("lab", "down", "-i", str(lab.inventory))
     assert down.returncode == 0, down.stderr
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
     for port in ports:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"

@@ -37,7 +37,7 @@ def run_cli(cli: click.Group, argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - last line of defence against tracebacks
+    except Exception as exc:
         if _debug(args):
             traceback.print_exc()
         click.secho(

@@ -91,14 +91,20 @@ def status(inventory_path: str, json_out: bool) -> None:
         raise SystemExit(3)
     click.echo(f"{'HOST':<11} {'TIER':<5} {'VIA':<5} {'GEN':>4}  {'REVISION':<12}  HEALTH")
     for h in hosts:
-        health = "ok" if h.healthy else (
-            f"failed: {', '.join(h.failed_units)}" if h.reachable else f"unreachable ({h.error})"
+        health = (
+            "ok"
+            if h.healthy
+            else (
+                f"failed: {', '.join(h.failed_units)}"
+                if h.reachable
+                else f"unreachable ({h.error})"
+            )
         )
         gen = str(h.generation) if h.generation is not None else "-"
         rev = (h.revision or "-")[:12]
         click.echo(f"{h.name:<11} {h.tier:<5} {h.transport:<5} {gen:>4}  {rev:<12}  {health}")
-    for tier, revs in sorted(drift.items()):
-        click.echo(f"revision drift in tier {tier}: {', '.join(r[:12] for r in revs)}")
+    for tier, drifted in sorted(drift.items()):
+        click.echo(f"revision drift in tier {tier}: {', '.join(r[:12] for r in drifted)}")
 
 
 @lab.command()
@@ -107,9 +113,9 @@ def status(inventory_path: str, json_out: bool) -> None:
 @click.argument("version")
 def bump(inventory_path: str, package: str, version: str) -> None:
     """Change a lab package's version in the configuration and commit it."""
+    from hlplay.inventory.loader import load_inventory
     from hlplay.lab.configrepo import bump as do_bump
     from hlplay.lab.layout import layout_for
-    from hlplay.inventory.loader import load_inventory
 
     layout = layout_for(load_inventory(inventory_path))
     sha = do_bump(layout.config, package, version)

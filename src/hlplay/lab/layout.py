@@ -80,7 +80,9 @@ class LabLayout:
 def layout_for(inventory: Inventory) -> LabLayout:
     """Compute the lab layout; the inventory must name ``hlplay_lab_dir``."""
     all_group = inventory.groups.get("all")
-    raw = os.environ.get("HLPLAY_LAB_DIR") or (all_group.vars.get(LAB_DIR_VAR) if all_group else None)
+    raw = os.environ.get("HLPLAY_LAB_DIR") or (
+        all_group.vars.get(LAB_DIR_VAR) if all_group else None
+    )
     if not raw:
         raise HlplayError(
             f"this inventory is not a lab inventory: it does not set '{LAB_DIR_VAR}' "

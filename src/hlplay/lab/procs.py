@@ -31,7 +31,7 @@ def start(
     if env:
         full_env.update(env)
     with open(log_dir / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -17,7 +17,7 @@ def sshd_binary() -> str | None:
 
 def _keygen(path: Path) -> None:
     if not path.exists():
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hlplay-lab", "-f", str(path)],
             check=True,
         )

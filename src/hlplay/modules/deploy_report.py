@@ -75,7 +75,7 @@ class DeployReport(Module):
         failed = 0
         for name in names:
             host = ctx.inventory.hosts.get(name)
-            hv = hostvars[name] if name in hostvars else {}
+            hv = hostvars.get(name, {})
             plan = hv.get(plan_var) if plan_var in hv else None
             deploy = hv.get(deploy_var) if deploy_var in hv else None
             result, bad = outcome(plan, deploy)
@@ -101,7 +101,11 @@ class DeployReport(Module):
             key = str(r["result"]).split(" ", 1)[0]
             counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        md = "## Deploy summary\n\n" + markdown_table(rows, COLUMNS) + f"\n\n{len(rows)} hosts: {summary}\n"
+        md = (
+            "## Deploy summary\n\n"
+            + markdown_table(rows, COLUMNS)
+            + f"\n\n{len(rows)} hosts: {summary}\n"
+        )
         doc = {"hosts": rows, "counts": counts, "failed": failed}
         # a report is output, not a change: it is written in check mode too
         for key, content in (("dest", md), ("json_dest", json.dumps(doc, indent=2, default=str))):

@@ -29,7 +29,7 @@ class Git(Module):
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
-        repo = args.get("repo") or ctx.inventory.settings.nix.flake
+        repo = str(args.get("repo") or ctx.inventory.settings.nix.flake)
         action = args.get("action") or "status"
         try:
             if action == "status":
@@ -46,7 +46,8 @@ class Git(Module):
                 want = args.get("require_branch")
                 if want and st.branch != want:
                     return ModuleResult(
-                        failed=True, msg=f"{repo} is on {st.branch or 'a detached HEAD'}, not {want}",
+                        failed=True,
+                        msg=f"{repo} is on {st.branch or 'a detached HEAD'}, not {want}",
                         data=data,
                     )
                 return ModuleResult(msg=f"{st.branch or 'HEAD'} at {st.head[:12]}", data=data)
@@ -60,17 +61,21 @@ class Git(Module):
                 if ctx.check_mode:
                     return ModuleResult(changed=True, msg=f"would create branch {name}")
                 await gitrepo.create_branch(repo, name)
-                return ModuleResult(changed=True, msg=f"created branch {name}", data={"branch": name})
+                return ModuleResult(
+                    changed=True, msg=f"created branch {name}", data={"branch": name}
+                )
             if action == "commit":
                 message = args.get("message")
                 if not message:
                     return ModuleResult(failed=True, msg="action commit needs 'message'")
                 if ctx.check_mode:
                     return ModuleResult(msg="check mode: nothing committed")
-                sha = await gitrepo.commit(repo, message, args.get("paths") or [])
-                if sha is None:
+                committed = await gitrepo.commit(repo, message, args.get("paths") or [])
+                if committed is None:
                     return ModuleResult(msg="nothing to commit")
-                return ModuleResult(changed=True, msg=f"committed {sha[:12]}", data={"sha": sha})
+                return ModuleResult(
+                    changed=True, msg=f"committed {committed[:12]}", data={"sha": committed}
+                )
         except gitrepo.GitError as exc:
             return ModuleResult(failed=True, msg=exc.message)
         return ModuleResult(failed=True, msg=f"unknown action {action}")

@@ -30,10 +30,14 @@ class Ping(Module):
         except NotSupported:
             res = await ctx.transport.run(ctx.exec_host, ["true"], timeout=timeout)
             if res.rc != 0:
-                return ModuleResult(failed=True, rc=res.rc, msg=f"'true' failed: {res.stderr.strip()}")
+                return ModuleResult(
+                    failed=True, rc=res.rc, msg=f"'true' failed: {res.stderr.strip()}"
+                )
             return ModuleResult(msg="pong", data={"ping": "pong"})
         busy = bool(facts.get("busy"))
         data = {"ping": "pong", "facts": facts}
         if busy and args.get("require_idle", True):
-            return ModuleResult(failed=True, msg="a deploy is already running on this host", data=data)
+            return ModuleResult(
+                failed=True, msg="a deploy is already running on this host", data=data
+            )
         return ModuleResult(msg="pong", data=data)
