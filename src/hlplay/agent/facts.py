@@ -118,6 +118,7 @@ async def collect_facts(
         "failed_units": units,
         "failed_units_source": source,
         "load": load(),
+        "cpus": os.cpu_count(),
         "memory": memory(),
         "disk": disks(disk_paths),
         "uptime": uptime(),

@@ -34,6 +34,37 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join([head, rule, *body])
 
 
+def render_report(
+    title: str,
+    rows: list[dict[str, Any]],
+    columns: list[str] | None = None,
+    summary: Any = None,
+    sections: list[dict[str, Any]] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The Markdown text and the JSON document of a report.
+
+    ``sections`` (optional) follow the table: each a mapping with ``title``,
+    ``markdown`` (printed under a ``###`` heading) and ``data`` (kept in the JSON).
+    """
+    columns = list(columns or [])
+    if not columns:
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    md = f"## {title}\n\n" + (markdown_table(rows, columns) if rows else "_no rows_") + "\n"
+    if summary:
+        md += f"\n{summary}\n"
+    doc: dict[str, Any] = {"title": title, "columns": columns, "rows": rows, "summary": summary}
+    if sections:
+        for sec in sections:
+            md += f"\n### {sec.get('title', '')}\n\n{str(sec.get('markdown') or '').strip()}\n"
+        doc["sections"] = [
+            {"title": sec.get("title", ""), "data": sec.get("data")} for sec in sections
+        ]
+    return md, doc
+
+
 class Report(Module):
     name = "report"
     summary = "Write a Markdown and JSON report from a list of rows (registered results)."
@@ -47,21 +78,22 @@ class Report(Module):
         "dest": Arg("path", help="write the Markdown here"),
         "json_dest": Arg("path", help="write the JSON here"),
         "fail_when_any": Arg("str", help="fail the task when any row has this key truthy"),
+        "sections": Arg("list", help="after the table: [{title, markdown, data}]"),
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
         rows = [r if isinstance(r, dict) else {"value": r} for r in (args.get("rows") or [])]
-        columns = list(args.get("columns") or [])
-        if not columns:
-            for r in rows:
-                for k in r:
-                    if k not in columns:
-                        columns.append(k)
-        title = args.get("title") or "Report"
-        md = f"## {title}\n\n" + (markdown_table(rows, columns) if rows else "_no rows_") + "\n"
-        if args.get("summary"):
-            md += f"\n{args['summary']}\n"
-        doc = {"title": title, "columns": columns, "rows": rows, "summary": args.get("summary")}
+        sections = [
+            sec if isinstance(sec, dict) else {"title": "", "markdown": str(sec)}
+            for sec in (args.get("sections") or [])
+        ]
+        md, doc = render_report(
+            args.get("title") or "Report",
+            rows,
+            list(args.get("columns") or []),
+            args.get("summary"),
+            sections,
+        )
         for key, content in (("dest", md), ("json_dest", json.dumps(doc, indent=2, default=str))):
             dest = args.get(key)
             if dest and not ctx.check_mode:
