@@ -1,8 +1,13 @@
 """The lab's configuration flake: copied from the shipped template into a git repo.
 
 ``hlplay lab up`` makes two commits: the fleet *as provisioned* (deployed to
-every lab host at start-up) and one pending change on top (nginx-lite bumped),
-so the first ``deploy-all`` has a real closure diff to show.
+every lab host at start-up, with its ``flake.lock``) and one pending change on
+top (nginx-lite bumped), so the first ``deploy-all`` has a real closure diff to
+show.
+
+Next to the repository it puts ``upstream/``, a package set the flake follows
+through a ``path:`` input (as a real configuration follows nixpkgs). Changing a
+version there and running ``playbooks/flake-update.yml`` moves that input.
 """
 
 from __future__ import annotations
@@ -17,12 +22,26 @@ from hlplay.errors import HlplayError
 from hlplay.gitrepo import GIT_ENV
 
 PACKAGES_FILE = "pkgs/default.nix"
+UPSTREAM_FILE = "default.nix"
+UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
+# Flakes on, and no binary cache: locking a path: input must not wait on DNS.
+NIX_FLAGS = ("--extra-experimental-features", "nix-command flakes", "--option", "substituters", "")
 PENDING_CHANGE = ("nginx-lite", "1.25.3")
 VERSION_RE = r'({pname} = lib\.mkPackage \{{ pname = "{pname}"; version = ")([^"]+)(")'
+UPSTREAM_VERSION_RE = r'({pname} = mkPackage \{{ pname = "{pname}"; version = ")([^"]+)(")'
 
 
 def template_dir() -> Path:
     return Path(str(resources.files("hlplay") / "data" / "lab" / "config"))
+
+
+def upstream_template_dir() -> Path:
+    return Path(str(resources.files("hlplay") / "data" / "lab" / "upstream"))
+
+
+def upstream_dir(repo: Path) -> Path:
+    """The upstream package set of the lab whose configuration repo is ``repo``."""
+    return repo.parent / "upstream"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -64,6 +83,35 @@ def set_version(repo: Path, pname: str, version: str) -> str:
     return match.group(2)
 
 
+def bump_upstream(repo: Path, pname: str, version: str) -> str:
+    """Change a package's version in the lab's upstream package set; return the old one.
+
+    Nothing is committed: the configuration sees the change once its lock
+    moves (``nix flake update``, or ``playbooks/flake-update.yml``).
+    """
+    path = upstream_dir(repo) / UPSTREAM_FILE
+    text = path.read_text()
+    pattern = re.compile(UPSTREAM_VERSION_RE.format(pname=re.escape(pname)))
+    match = pattern.search(text)
+    if match is None:
+        names = re.findall(r'pname = "([^"]+)"', text)
+        raise HlplayError(
+            f"{path}: no package '{pname}' with a version here (packages: {', '.join(names)})"
+        )
+    path.write_text(pattern.sub(lambda m: m.group(1) + version + m.group(3), text, count=1))
+    return match.group(2)
+
+
+def lock(repo: Path) -> None:
+    """Write the flake's lock file (``nix flake lock``)."""
+    res = subprocess.run(  # noqa: S603 - argv list
+        ["nix", *NIX_FLAGS, "flake", "lock", str(repo)],
+        capture_output=True, text=True, check=False,
+    )
+    if res.returncode != 0:
+        raise HlplayError(f"nix flake lock {repo} failed: {res.stderr.strip()}")
+
+
 def bump(repo: Path, pname: str, version: str) -> str:
     """Bump a package and commit; return the new commit id."""
     old = set_version(repo, pname, version)
@@ -78,8 +126,15 @@ def create(repo: Path, *, pending_change: bool = True) -> tuple[str, str]:
         provisioned = _git(repo, "rev-list", "--max-parents=0", "HEAD").splitlines()[0]
         return provisioned, _git(repo, "rev-parse", "HEAD")
     shutil.copytree(template_dir(), repo, dirs_exist_ok=True)
+    upstream = upstream_dir(repo).resolve()
+    if not upstream.exists():
+        shutil.copytree(upstream_template_dir(), upstream)
+    flake = repo / "flake.nix"
+    flake.write_text(flake.read_text().replace(UPSTREAM_PLACEHOLDER, str(upstream)))
     (repo / "system.nix").write_text(f'"{current_system()}"\n')
     _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    lock(repo)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "lab: the fleet as provisioned")
     provisioned = _git(repo, "rev-parse", "HEAD")

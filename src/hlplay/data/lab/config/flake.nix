@@ -3,12 +3,17 @@
   # without nixpkgs, so the lab runs offline on any machine with Nix.
   description = "hlplay lab fleet";
 
-  outputs = { self }:
+  # The lab's upstream package set, followed the way nixpkgs is: `hlplay lab up`
+  # writes the absolute path of <lab state>/upstream here and locks it
+  # (flake.lock); `playbooks/flake-update.yml` moves it.
+  inputs.upstream = { url = "path:@UPSTREAM@"; flake = false; };
+
+  outputs = { self, upstream }:
     let
       # written by `hlplay lab up` (pure evaluation has no builtins.currentSystem)
       system = import ./system.nix;
       lib = import ./lib { inherit system; };
-      pkgs = import ./pkgs { inherit lib; };
+      pkgs = import ./pkgs { inherit lib upstream; };
       hosts = import ./hosts;
       mkHost = name: cfg: lib.mkSystem (cfg // {
         hostname = name;

@@ -1,5 +1,6 @@
-{ lib }:
-{
+{ lib, upstream }:
+# packages from the upstream input (toolbox-lite …), then the configuration's own
+(import upstream { inherit (lib) mkPackage; }) // {
   coreutils-lite = lib.mkPackage { pname = "coreutils-lite"; version = "9.4"; };
   openssl-lite = lib.mkPackage { pname = "openssl-lite"; version = "3.0.13"; };
   nginx-lite = lib.mkPackage { pname = "nginx-lite"; version = "1.24.0"; };
@@ -9,4 +10,6 @@
   # A package whose source is a local file with a pinned hash:
   # `hlplay playbooks/update-package.yml -e package=motd -e version=…` bumps it.
   motd = import ./motd.nix { inherit lib; };
+  # The same, on the web hosts only (update-package rebuilds just those).
+  webui-lite = import ./webui-lite.nix { inherit lib; };
 }
