@@ -104,7 +104,7 @@ def bump_upstream(repo: Path, pname: str, version: str) -> str:
 
 def lock(repo: Path) -> None:
     """Write the flake's lock file (``nix flake lock``)."""
-    res = subprocess.run(  # noqa: S603 - argv list
+    res = subprocess.run(
         ["nix", *NIX_FLAGS, "flake", "lock", str(repo)],
         capture_output=True, text=True, check=False,
     )
