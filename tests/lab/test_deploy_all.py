@@ -121,3 +121,56 @@ def test_lab_down_leaves_nothing_running(lab_factory) -> None:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     status = lab.hlplay("lab", "status", "-i", str(lab.inventory))
     assert "not running" in status.stdout
+
+
+def test_listener_stopped_mid_run_is_unreachable_while_the_rest_finish(lab_factory) -> None:
+    import subprocess
+    import sys
+
+    from fixtures.lab import REPO
+
+    lab: LabEnv = lab_factory()
+    hosts_yml = lab.inventory / "hosts.yml"
+    hosts_yml.write_text(hosts_yml.read_text().replace("timeout: 120", "timeout: 15"))
+    lab.bump("openssl-lite", "3.0.14")  # every host changes
+    argv = [
+        sys.executable,
+        "-m",
+        "hlplay.cli.main",
+        str(REPO / "playbooks" / "deploy-all.yml"),
+        "-i",
+        str(lab.inventory),
+        "-l",
+        "tier=test",
+        "-e",
+        "serial=2",
+    ]
+    proc = subprocess.Popen(
+        argv,
+        cwd=lab.root,
+        env=lab.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    in_deploy = killed = False
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("PLAY [Deploy the test tier]"):
+            in_deploy = True
+        # the first batch (test-web1, test-db1) is done: test-mon1 is in the next one
+        if in_deploy and not killed and re.match(r"^(changed|ok): \[test-(web1|db1)\]", line):
+            lab.stop_listener("test-mon1")
+            killed = True
+    rc = proc.wait(timeout=120)
+    out = "".join(lines)
+    assert killed, out
+    assert rc == 4, out
+    stats = recap(out)
+    assert stats["test-mon1"]["unreachable"] == 1, out
+    for host in ("test-web1", "test-db1", "test-web2"):
+        assert stats[host]["failed"] == 0 and stats[host]["unreachable"] == 0, out
+        assert lab.current_generation(host) == 2, out
+    assert lab.current_generation("test-mon1") == 1
