@@ -79,6 +79,7 @@ class Report(Module):
         "json_dest": Arg("path", help="write the JSON here"),
         "fail_when_any": Arg("str", help="fail the task when any row has this key truthy"),
         "sections": Arg("list", help="after the table: [{title, markdown, data}]"),
+        "show": Arg("bool", default=False, help="print the Markdown under the task's result"),
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
@@ -104,5 +105,10 @@ class Report(Module):
         return ModuleResult(
             failed=bool(bad),
             msg=md,
-            data={"report": doc, "markdown": md, "bad_rows": len(bad)},
+            data={
+                "report": doc,
+                "markdown": md,
+                "bad_rows": len(bad),
+                **({"display": md} if args.get("show") else {}),
+            },
         )
