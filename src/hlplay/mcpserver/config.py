@@ -35,12 +35,12 @@ def seed_path(value: str | None, what: str) -> Path | None:
         return None
     from hlplay.auth.keys import KeyFileError, read_seed
 
-    path = Path(value).expanduser().resolve()
+    path = Path(value).expanduser()
     try:
         read_seed(path)
     except KeyFileError as exc:
         raise OptionsError(f"{what}: {exc.message}") from None
-    return path
+    return path.resolve()
 
 
 def check_tiers(tiers: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:

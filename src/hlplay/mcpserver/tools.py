@@ -91,7 +91,8 @@ def summarize_run(result: Any) -> dict[str, Any]:
         "failed_hosts": result.failed_hosts,
         "unreachable_hosts": result.unreachable_hosts,
         "report": report,
-        "diffs": plans,
+        # the report has each host's diff; without one (a run cut short) say it here
+        "diffs": plans if report is None else None,
         "failures": failures,
         "warnings": list(doc.get("warnings") or []),
     }
@@ -188,9 +189,14 @@ class FleetTools:
         rev = check_revision(revision)
         inv = self.inventory()
         hosts = self.select(inv, pattern)
-        doc, _ = await diff_hosts(
+        doc, outcomes = await diff_hosts(
             self.policy.for_reading(inv, hosts), hosts, rev, self.config.timeout
         )
+        for name, entry in doc["hosts"].items():
+            data = getattr(outcomes.get(name), "data", None)
+            if isinstance(data, dict) and data.get("diff_text"):
+                # nvd's text, what a person would read; "diff" is the same as data
+                entry["text"] = data["diff_text"]
         return {"pattern": pattern, **doc}
 
     async def generations(self, pattern: str = "all", timeout: float = 10.0) -> dict[str, Any]:
