@@ -54,6 +54,7 @@ async def test_an_assistant_diffs_then_deploys_the_test_tier(lab_factory) -> Non
         deployed = await call(client, "deploy", limit="tier=test")
         found = await call(client, "discover")
         gens = await call(client, "generations", pattern="test-web1,prod-web1")
+        health = await call(client, "health", pattern="tier=test")
 
     # diff: the pending nginx-lite upgrade on both web hosts, nothing activated
     err, doc = diff
@@ -126,6 +127,15 @@ async def test_an_assistant_diffs_then_deploys_the_test_tier(lab_factory) -> Non
     assert doc["hosts"]["test-web1"]["current"]["generation"] == 2
     # prod facts are not the test deployer's to read
     assert "may not publish to hlplay.facts.prod.prod-web1" in doc["hosts"]["prod-web1"]["error"]
+    err, doc = health
+    assert not err, doc
+    assert doc["healthy"] is True
+    assert doc["verdict"].startswith("healthy: 4 hosts")
+    rows = {r["host"]: r for r in doc["rows"]}
+    assert set(rows) == set(TEST_HOSTS)
+    assert rows["test-web2"]["reachable"] is True
+    assert (rows["test-web1"]["generation"], rows["test-db1"]["generation"]) == (2, 1)
+    assert doc["fleet"]["discovery"]["missing"] == []
 
 
 async def test_deploy_admin_reaches_prod_with_the_admin_credentials(lab_factory) -> None:  # type: ignore[no-untyped-def]

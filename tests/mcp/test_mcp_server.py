@@ -33,6 +33,7 @@ TOOLS = {
     "discover",
     "diff",
     "generations",
+    "health",
     "audit",
     "deploy",
     "deploy_admin",

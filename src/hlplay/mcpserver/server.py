@@ -34,7 +34,8 @@ test and prod, roles such as web or db). Hosts are selected with patterns:
 host or group names, globs (web*), tier=test, role=web, and combinations
 ('tier=test,&role=web', 'all,!db1'). Look before acting: list_hosts and
 targets show what a pattern selects, diff shows what a deploy would change
-(nothing is activated), discover and generations show what runs now. deploy
+(nothing is activated), discover, generations and health show what runs now
+and how it is doing. deploy
 rolls out the configuration to the test tier only; deploy_admin reaches any
 tier and is available only when the operator enabled it. audit lints the Nix
 configuration."""
@@ -75,6 +76,10 @@ Serial = Annotated[
     int | None, Field(ge=1, le=1000, description="Hosts per batch (default: all at once).")
 ]
 Seconds = Annotated[float, Field(gt=0, le=30, description="Seconds to wait for answers.")]
+Strict = Annotated[bool, Field(description="Warnings (load, drift) count as unhealthy too.")]
+FactsSeconds = Annotated[
+    float, Field(gt=0, le=120, description="Seconds to wait for each host's facts.")
+]
 AuditPath = Annotated[
     str | None,
     Field(
@@ -222,6 +227,15 @@ def build_server(config: ServerConfig) -> HlplayMCPServer:
     async def generations(pattern: AllPattern = "all") -> dict[str, Any]:
         """The system generations of the selected hosts: current generation, revision, age."""
         return await guarded("generations", fleet.generations(pattern))
+
+    @server.tool(annotations=READ_ONLY)
+    async def health(
+        pattern: AllPattern = "all", strict: Strict = False, timeout: FactsSeconds = 10.0
+    ) -> dict[str, Any]:
+        """Health of the selected hosts and the fleet, read-only: reachability, failed
+        units, disk, memory, load, generation age, revision drift within a tier, and
+        Prometheus targets / Alertmanager alerts when the inventory names them."""
+        return await guarded("health", fleet.health(pattern, strict, timeout))
 
     @server.tool(annotations=LOCAL_READ)
     async def audit(

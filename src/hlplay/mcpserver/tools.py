@@ -215,6 +215,21 @@ class FleetTools:
             await pool.close()
         return {"pattern": pattern, "hosts": dict(zip(hosts, rows, strict=True))}
 
+    async def health(
+        self, pattern: str = "all", strict: bool = False, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        from hlplay.health.fleet import FleetOptions, check_fleet
+
+        inv = self.inventory()
+        hosts = self.select(inv, pattern)
+        # monitoring URLs come from the inventory only: a caller names no URL to fetch
+        options = FleetOptions(timeout=timeout, strict=strict)
+        report = await check_fleet(self.policy.for_reading(inv, hosts), hosts, options)
+        _, doc = report.render()
+        for key in ("markdown", "sections", "summary"):  # text, or "fleet" and "verdict" again
+            doc.pop(key, None)
+        return {"pattern": pattern, "verdict": report.verdict_line().replace("**", ""), **doc}
+
     async def audit(
         self,
         path: str | None = None,
