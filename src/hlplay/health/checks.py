@@ -74,7 +74,6 @@ class CheckResult:
             "elapsed": self.elapsed,
             "value": self.last.value,
             "last_error": None if self.ok else self.last.message,
-            "message": self.last.message,
             **self.last.data,
         }
 
@@ -182,6 +181,8 @@ async def tcp_attempt(address: str, port: int, allowed: float) -> Attempt:
         _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), allowed)
     except TimeoutError:
         return Attempt(False, f"{address}:{port}: no answer within {allowed:g}s")
+    except ConnectionRefusedError:
+        return Attempt(False, f"{address}:{port}: connection refused")
     except OSError as exc:
         return Attempt(False, f"{address}:{port}: {exc.strerror or exc}")
     writer.close()

@@ -43,5 +43,5 @@ def tier_drift(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def drift_markdown(drift: list[dict[str, Any]]) -> str:
     if not drift:
-        return "No revision drift: every tier runs one revision."
+        return "- no revision drift"
     return "\n".join(f"- **drift**: {d['message']}" for d in drift)

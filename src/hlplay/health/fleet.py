@@ -30,7 +30,7 @@ from hlplay.health.thresholds import ThresholdError, Thresholds, thresholds_for
 from hlplay.inventory.model import Host, Inventory
 from hlplay.transports.base import NotSupported, Transport, Unreachable
 
-DISCOVERY_TIMEOUT = 1.5
+DISCOVERY_TIMEOUT = 1.0
 
 
 @dataclass
