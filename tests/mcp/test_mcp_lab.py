@@ -51,7 +51,15 @@ async def test_an_assistant_diffs_then_deploys_the_test_tier(lab_factory) -> Non
         refused_admin = await call(client, "deploy_admin", limit="prod-web1")
         prod_diff = await call(client, "diff", pattern="prod-web1")
         after_refusals = {h: lab.current_generation(h) for h in generations}
-        deployed = await call(client, "deploy", limit="tier=test")
+        notes: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            notes.append(message or "")
+
+        res = await client.call_tool(
+            "deploy", {"limit": "tier=test"}, progress_callback=on_progress
+        )
+        deployed: tuple[bool, Any] = (res.is_error, res.structured_content or res.content[0].text)  # type: ignore[union-attr]
         found = await call(client, "discover")
         gens = await call(client, "generations", pattern="test-web1,prod-web1")
         health = await call(client, "health", pattern="tier=test")
@@ -101,6 +109,8 @@ async def test_an_assistant_diffs_then_deploys_the_test_tier(lab_factory) -> Non
     assert run["recap"]["test-web1"]["changed"] >= 1
     assert run["recap"]["test-db1"]["changed"] == 0
     assert run["failures"] == []
+    assert "play: Prerequisites (4 hosts)" in notes
+    assert "task: Activate, check health, roll back on failure" in notes
     rows = {r["host"]: r for r in run["report"]}
     assert rows["test-web1"]["result"] == "deployed"
     assert (rows["test-web1"]["old gen"], rows["test-web1"]["new gen"]) == (1, 2)
