@@ -119,7 +119,7 @@ def test_thresholds_precedence_and_errors() -> None:
 
 
 def test_drift_names_each_tier_with_more_than_one_revision() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"host": "t1", "tier": "test", "revision_full": "b" * 40, "reachable": True},
         {"host": "t2", "tier": "test", "revision_full": "a" * 40, "reachable": True},
         {"host": "t3", "tier": "test", "revision_full": "a" * 40, "reachable": True},
