@@ -73,6 +73,7 @@ def _write(path: str, text: str) -> None:
     "--timeout",
     type=click.FloatRange(0.1, 600),
     default=10.0,
+    metavar="SECONDS",
     show_default=True,
     help="Seconds to wait for each host's facts.",
 )
