@@ -159,10 +159,34 @@ def nats() -> None:
     help="Create the missing keys (every listener host, admin, deployer-<tier>) in --keys-dir.",
 )
 @click.option("--out", default=None, help="Write the config to FILE instead of stdout.")
+@click.option("--cluster-name", default=None, help="Join a NATS cluster of this name.")
+@click.option("--cluster-listen", default=None, help="HOST:PORT where this server takes routes.")
+@click.option(
+    "--route", "routes", multiple=True, help="nats-route://HOST:PORT of a peer (repeatable)."
+)
+@click.option("--leaf-listen", default=None, help="HOST:PORT where this hub takes leaf nodes.")
+@click.option(
+    "--leaf-remote", "leaf_remotes", multiple=True, help="nats-leaf://HUB:PORT to connect to."
+)
+@click.option("--leaf-nkey", default=None, help="Hub: public NKey leaf nodes must sign with.")
+@click.option("--leaf-seed-file", default=None, help="Site: NKey seed file to sign with.")
+@click.option("--jetstream-dir", default=None, help="Enable JetStream, storing here.")
 def nats_config(
-    inventory: tuple[str, ...], keys_dir: str | None, new_keys: bool, out: str | None
+    inventory: tuple[str, ...],
+    keys_dir: str | None,
+    new_keys: bool,
+    out: str | None,
+    cluster_name: str | None,
+    cluster_listen: str | None,
+    routes: tuple[str, ...],
+    leaf_listen: str | None,
+    leaf_remotes: tuple[str, ...],
+    leaf_nkey: str | None,
+    leaf_seed_file: str | None,
+    jetstream_dir: str | None,
 ) -> None:
-    """Write a nats-server authorization config from the inventory."""
+    """Write a nats-server config from the inventory: authorization, and optionally
+    clustering, leaf nodes and JetStream for fleets beyond one server."""
     from hlplay.auth.keys import find_public_key, new_named
     from hlplay.auth.natsconfig import ADMIN, DEPLOYER_PREFIX, render_config, tiers_of
     from hlplay.errors import OptionsError
@@ -178,7 +202,19 @@ def nats_config(
             if find_public_key(name, keys_dir) is None:
                 new_named(name, keys_dir)
                 click.echo(f"created {Path(keys_dir) / name}.seed", err=True)
-    text = render_config(inv, keys_dir=keys_dir)
+    from hlplay.auth.topology import render_topology, topology_from_options
+
+    topo = topology_from_options(
+        cluster_name,
+        cluster_listen,
+        routes,
+        leaf_listen,
+        leaf_remotes,
+        jetstream_dir,
+        leaf_nkey=leaf_nkey,
+        leaf_seed_file=leaf_seed_file,
+    )
+    text = render_config(inv, keys_dir=keys_dir, extra=render_topology(topo))
     if out:
         Path(out).write_text(text)
         click.echo(f"wrote {out}", err=True)
