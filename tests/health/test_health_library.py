@@ -239,6 +239,7 @@ hosts:
       hlplay_units_dir: {units}
       hlplay_disk_paths: [{tmp_path}]
       hlplay_profile: {tmp_path}/profile/system
+      health_disk_max_percent: 99
   gone:
     tier: test
     transport: ssh
@@ -253,6 +254,8 @@ hosts:
     assert here.disks[0]["path"] == str(tmp_path) and here.cpus
     assert not gone.reachable and gone.verdict == UNREACHABLE and gone.error
     assert report.exit_code == 4
+    assert here.thresholds.disk_max_percent == 99 and gone.thresholds.disk_max_percent == 90
+    assert report.thresholds_vary and "some hosts have their own" in report.render()[0]
     (units / "db.service").write_text("failed")
     report = await check_fleet(inv, ["here"], FleetOptions(flags={"disk_max": 100}))
     assert report.hosts[0].failed_units == ["db.service"] and report.exit_code == 2

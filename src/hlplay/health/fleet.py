@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,11 +113,20 @@ async def check_fleet(
         discovery=discovery if isinstance(discovery, dict) else None,
         prometheus=prom if isinstance(prom, TargetsReport) else None,
         alertmanager=am if isinstance(am, AlertsReport) else None,
-        thresholds=Thresholds().with_flags(
-            opts.flags.get("disk_max"), opts.flags.get("mem_min"), opts.flags.get("load_max")
-        ),
+        thresholds=_common(limits.values(), opts.flags),
+        thresholds_vary=len(set(limits.values())) > 1,
         strict=opts.strict,
         duration=round(time.monotonic() - start, 3),
+    )
+
+
+def _common(limits: Iterable[Thresholds], flags: Mapping[str, float | None]) -> Thresholds:
+    """The thresholds every host shares, else the defaults with the flags."""
+    found = set(limits)
+    if len(found) == 1:
+        return found.pop()
+    return Thresholds().with_flags(
+        flags.get("disk_max"), flags.get("mem_min"), flags.get("load_max")
     )
 
 

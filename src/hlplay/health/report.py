@@ -56,6 +56,7 @@ class FleetReport:
     prometheus: TargetsReport | None = None
     alertmanager: AlertsReport | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds_vary: bool = False  # inventory variables give some hosts their own
     strict: bool = False
     duration: float = 0.0
 
@@ -143,7 +144,10 @@ class FleetReport:
                 if d.get("unknown"):
                     line += f"; **not in the inventory**: {', '.join(d['unknown'])}"
                 extra.append(line)
-        extra.append(f"- {thresholds_line(self.thresholds)}")
+        line = thresholds_line(self.thresholds)
+        if self.thresholds_vary:
+            line += " (some hosts have their own: see their rows)"
+        extra.append(f"- {line}")
         return fleet_markdown(self.drift, self.prometheus, self.alertmanager, extra)
 
     def render(self) -> tuple[str, dict[str, Any]]:
@@ -164,6 +168,7 @@ class FleetReport:
             healthy=self.healthy,
             exit_code=self.exit_code,
             thresholds=self.thresholds.to_dict(),
+            thresholds_vary=self.thresholds_vary,
             duration=self.duration,
         )
         return md, doc
