@@ -13,11 +13,9 @@ facts report).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -97,6 +95,8 @@ def diff(
             f"(got {len(targets)} arguments: {' '.join(targets)})"
         )
     inv, hosts = _load(inventory, targets[0], limit)
+    import asyncio
+
     code = asyncio.run(_diff_hosts(inv, hosts, revision, as_json, use_colour, timeout))
     if code:
         sys.exit(code)
@@ -125,6 +125,8 @@ async def deploy_all(
     inv: Any, hosts: Sequence[str], request: dict[str, Any], timeout: float
 ) -> dict[str, Any]:
     """Send ``request`` to every host through its transport (local hosts in-process)."""
+    import asyncio
+
     from hlplay.nix.local import LocalDeployer
     from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
 
@@ -171,6 +173,8 @@ async def diff_hosts(
     Returns the document ``hlplay diff PATTERN --json`` prints (``revision``,
     ``hosts``, ``summary``) and each host's raw :class:`DeployOutcome`.
     """
+    import uuid
+
     rev = await _resolve_revision(inv, revision)
     request = {"action": "diff", "revision": rev, "id": uuid.uuid4().hex, "options": {}}
     outcomes = await deploy_all(inv, hosts, request, timeout)
@@ -277,6 +281,8 @@ def generations(
 ) -> None:
     """List the system generations of the selected hosts."""
     inv, hosts = _load(inventory, pattern, limit)
+    import asyncio
+
     code = asyncio.run(_generations(inv, hosts, as_json, timeout))
     if code:
         sys.exit(code)
@@ -284,6 +290,8 @@ def generations(
 
 async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> dict[str, Any]:
     """{"generations": [...], "current": {...}} for one host, or {"error": ...}."""
+    import asyncio
+
     from hlplay.nix.local import LocalDeployer
     from hlplay.transports.base import NotSupported, Unreachable
 
@@ -314,6 +322,8 @@ async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> di
 
 
 async def _generations(inv: Any, hosts: Sequence[str], as_json: bool, timeout: float) -> int:
+    import asyncio
+
     pool = None
     if any(inv.hosts[h].transport != "local" for h in hosts):
         from hlplay.transports.factory import TransportPool
