@@ -9,6 +9,7 @@ rollbacks. Runs on the controller; writes Markdown and JSON files on request.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,4 +114,9 @@ class DeployReport(Module):
             if dest:
                 Path(dest).parent.mkdir(parents=True, exist_ok=True)
                 Path(dest).write_text(content if content.endswith("\n") else content + "\n")
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            # in GitHub Actions the table also lands on the run's summary page
+            with open(summary_file, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
         return ModuleResult(msg=md, data={"report": doc, "markdown": md, "display": md})
