@@ -25,6 +25,16 @@ ALL_HOSTS = [
 ]
 
 
+BROKEN_UPSTREAM = """{ mkPackage }:
+let ok = mkPackage { pname = "toolbox-lite"; version = "2.0"; }; in {
+  toolbox-lite = derivation {
+    name = "toolbox-lite-2.0"; inherit (ok) system; builder = "/bin/sh";
+    args = [ "-c" "echo toolbox-lite does not build; exit 1" ];
+  };
+}
+"""
+
+
 def generations(lab: LabEnv) -> dict[str, int | None]:
     return {h: lab.current_generation(h) for h in ALL_HOSTS}
 
@@ -92,6 +102,17 @@ def test_flake_update_moves_the_path_input_check_then_for_real(lab_factory) -> N
     sha = lab.git("rev-parse", "HEAD")
     assert f"-l tier=prod -e revision={sha}" in run.stdout
 
+    # an upstream that breaks the db hosts' build: they fail, nothing is committed or deployed
+    lab.git("checkout", "-q", "main")
+    (lab.state / "upstream" / "default.nix").write_text(BROKEN_UPSTREAM)
+    before, gens = repo_state(lab), generations(lab)
+    broken = lab.playbook("flake-update.yml")
+    assert broken.returncode == 2, broken.stdout + broken.stderr
+    assert "fatal: [test-db1]" in broken.stdout and "fatal: [prod-db1]" in broken.stdout
+    assert "nothing committed, nothing deployed" in broken.stdout
+    assert repo_state(lab) == before
+    assert generations(lab) == gens
+
 
 def test_update_package_bad_input_then_only_the_hosts_with_it(lab_factory) -> None:
     lab: LabEnv = lab_factory()
@@ -103,6 +124,18 @@ def test_update_package_bad_input_then_only_the_hosts_with_it(lab_factory) -> No
     missing = lab.playbook("update-package.yml", "-e", "package=webui-lite", "-e", "version=9.9")
     assert missing.returncode == 2
     assert "webui-lite 9.9: no source src/webui-9.9.txt" in missing.stdout
+    # a wrong hash given by hand: the hosts cannot even evaluate it
+    wrong = lab.playbook(
+        "update-package.yml",
+        "-e",
+        "package=webui-lite",
+        "-e",
+        "version=1.1",
+        "-e",
+        "hash=sha256-" + "A" * 43 + "=",
+    )
+    assert wrong.returncode == 2
+    assert "store path mismatch" in wrong.stdout
     assert repo_state(lab) == before
     assert set(generations(lab).values()) == {1}
 
