@@ -33,10 +33,23 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
 
 
+def find_playbook(name: str) -> str:
+    """A playbook path as given; else, for a bare name, ``./playbooks/NAME`` or
+    hlplay's own shipped playbooks — so ``hlplay deploy-all.yml`` works anywhere."""
+    if Path(name).exists() or "/" in name:
+        return name
+    here = Path("playbooks") / name
+    if here.exists():
+        return str(here)
+    shipped = Path(__file__).resolve().parents[3] / "playbooks" / name
+    return str(shipped) if shipped.exists() else name
+
+
 def _load(paths: tuple[str, ...], extra: dict[str, Any]) -> Playbook:
     from hlplay.playbook.loader import load_playbook
     from hlplay.playbook.model import Playbook
 
+    paths = tuple(find_playbook(p) for p in paths)
     for p in paths:
         if not Path(p).exists():
             from hlplay.cli.main import COMMANDS
