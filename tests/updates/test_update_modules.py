@@ -107,6 +107,16 @@ def test_flake_update_moves_a_path_input_and_leaves_the_tree_alone(
     assert git(flake, "branch", "--list") == "* main"
 
 
+def test_flake_update_write_keeps_the_new_lock(tmp_path: Path, flake: Path) -> None:
+    (tmp_path / "up" / "default.nix").write_text('{ tool = "1.0.0"; }\n')
+    task = {"flake_update": {"repo": str(flake), "write": True, "candidate": False}}
+    code, (res,) = play(tmp_path, [task], check=True)
+    assert code == 0 and "written" not in res and git(flake, "status", "--porcelain") == ""
+    code, (res,) = play(tmp_path, [task])
+    assert code == 0 and res["written"] and res["candidate"] is None
+    assert git(flake, "status", "--porcelain") == "M flake.lock"
+
+
 def test_flake_update_errors_and_nothing_to_do(tmp_path: Path, flake: Path) -> None:
     code, (res,) = play(tmp_path, [{"flake_update": {"repo": str(flake), "inputs": "upp"}}])
     assert code == 2

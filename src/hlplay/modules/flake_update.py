@@ -13,8 +13,8 @@ Runs ``nix flake update`` (every input) or ``nix flake lock --update-input X``
 its ``from`` and ``to`` pins (revision or NAR hash, ``lastModified`` and its
 date), ``update.text`` says it in one line per input.
 
-The working tree is left as it was — the new lock is put back to the old one
-at once — and the change becomes a *candidate* commit (``update.candidate``)
+The working tree is left as it was (unless ``write: true``) — the new lock is
+put back to the old one at once — and the change becomes a *candidate* commit (``update.candidate``)
 that no branch points to: hosts can build and diff it, and ``update_commit``
 commits it for good. So the module behaves the same under ``--check``.
 """
@@ -52,6 +52,7 @@ class FlakeUpdate(Module):
         "repo": Arg("path", help="the flake's repository (default: the inventory's nix.flake)"),
         "inputs": Arg("list", elements="str", default=[], help="inputs to update (default: all)"),
         "candidate": Arg("bool", default=True, help="make a candidate commit with the new lock"),
+        "write": Arg("bool", default=False, help="keep the new lock (not under --check)"),
         "timeout": Arg("float", default=600.0),
     }
 
@@ -114,6 +115,9 @@ class FlakeUpdate(Module):
         }
         if not changes:
             return ModuleResult(msg="no input moved", data=data)
+        if args.get("write") and not ctx.check_mode:
+            lock_path.write_bytes(new_bytes)
+            data["written"] = True
         if args.get("candidate", True):
             title = f"flake.lock: update {', '.join(moved)}"
             try:

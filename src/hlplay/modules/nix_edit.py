@@ -15,9 +15,9 @@ in its ``path`` or ``url``), hashes it with Nix (``nix hash file``/``nix hash
 path`` for local files, ``nix-prefetch-url`` for URLs) in the notation the file
 already uses, and writes both into the file's text.
 
-Like ``flake_update``, it leaves the working tree alone: the edited file goes
-into a *candidate* commit (``edit.candidate``) for hosts to build, and
-``update_commit`` commits it for good. A bad package name, a version with no
+Like ``flake_update``, it leaves the working tree alone (unless ``write: true``):
+the edited file goes into a *candidate* commit (``edit.candidate``) for hosts
+to build, and ``update_commit`` commits it for good. A bad package name, a version with no
 source, or a source Nix cannot hash fails the task with one line and changes
 nothing.
 """
@@ -45,6 +45,7 @@ class NixEdit(Module):
         "repo": Arg("path", help="the configuration (default: the inventory's nix.flake)"),
         "file": Arg("path", help="the file defining the package, relative to the repo"),
         "candidate": Arg("bool", default=True, help="make a candidate commit with the edit"),
+        "write": Arg("bool", default=False, help="also write the file (not under --check)"),
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
@@ -112,6 +113,9 @@ class NixEdit(Module):
             except HlplayError as exc:
                 return ModuleResult(failed=True, msg=str(exc), data=data)
             data.update(candidate=made.sha, base=made.parent)
+        if args.get("write") and not ctx.check_mode:
+            site.file.write_bytes(new_bytes)
+            data["written"] = True
         hash_note = f", {site.hash_attr} {new_hash}" if new_hash else " (no source hash)"
         return ModuleResult(changed=True, msg=f"{title} in {rel}{hash_note}", diff=diff, data=data)
 
