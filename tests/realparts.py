@@ -15,7 +15,10 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+NIX_CONFIG = (
+    "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+    "build-poll-interval = 1\n"
+)
 
 
 def require(found: object, what: str) -> None:

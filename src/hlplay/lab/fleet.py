@@ -26,7 +26,12 @@ from hlplay.lab.layout import LabLayout, layout_for, nats_hosts, ssh_hosts
 
 # eval-cache off: several lab hosts evaluate the same flake at once, and
 # Nix 2.8 fails on its busy eval-cache database instead of waiting
-NIX_CONF = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+NIX_CONF = (
+    "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
+    # lab hosts share one store: a host waiting on another's build of the same
+    # derivation re-checks every second instead of every five
+    "build-poll-interval = 1\n"
+)
 Echo = Callable[[str], None]
 
 

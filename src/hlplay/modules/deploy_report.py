@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,7 +100,8 @@ class DeployReport(Module):
             )
         counts: dict[str, int] = {}
         for r in rows:
-            key = str(r["result"]).split(" ", 1)[0]
+            # "rolled back to generation 3 (activation_failed)" counts as "rolled back"
+            key = re.split(r" to | \(|: ", str(r["result"]), maxsplit=1)[0]
             counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         md = (
