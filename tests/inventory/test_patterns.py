@@ -157,6 +157,10 @@ def test_empty_group_matches_no_host_without_error_when_excluded(inv: Inventory)
         ("", "empty host pattern"),
         (",", "empty host pattern"),
         ("web1,!", "empty term '!' in host pattern"),
+        # Ansible drops a stray bracket silently; a dropped term would widen a limit
+        ("web1[", "unbalanced brackets in host pattern 'web1['"),
+        ("webservers[0:1", "unbalanced brackets in host pattern 'webservers[0:1'"),
+        ("web1:]:db1", "unbalanced brackets in host pattern 'web1:]:db1'"),
     ],
 )
 def test_pattern_errors_name_the_closest(inv: Inventory, pattern: str, message: str) -> None:
@@ -195,6 +199,14 @@ class TestLimit:
         with pytest.raises(SelectionError) as info:
             apply_limit(inv, ALL, "tier=prd")
         assert str(info.value) == "limit 'tier=prd': no host has tier 'prd' (did you mean 'prod'?)"
+
+    @pytest.mark.parametrize("limit", [",", " , ", "[[", "]"])
+    def test_limit_without_a_term_is_an_error_not_no_limit(
+        self, inv: Inventory, limit: str
+    ) -> None:
+        # `-l ","` or a mangled pattern must never run on every host
+        with pytest.raises(SelectionError, match="empty host pattern|unbalanced brackets"):
+            apply_limit(inv, ALL, limit)
 
     def test_limit_from_file(self, inv: Inventory, tmp_path: Path) -> None:
         retry = tmp_path / "site.retry"

@@ -54,8 +54,21 @@ class Term:
 
 
 def split_pattern(pattern: str) -> list[str]:
-    """Split a pattern into terms, as Ansible's ``split_host_pattern`` does."""
-    parts = pattern.split(",") if "," in pattern else COLON_SPLIT_RE.findall(pattern)
+    """Split a pattern into terms, as Ansible's ``split_host_pattern`` does.
+
+    Ansible silently drops what its ``:`` splitter cannot place (a stray ``[``
+    or ``]``); here that is an error, since a term dropped from a limit widens it.
+    """
+    if "," in pattern:
+        parts = pattern.split(",")
+    else:
+        parts = COLON_SPLIT_RE.findall(pattern)
+        left = COLON_SPLIT_RE.sub("", pattern)
+        if left.strip(" \t\n:"):
+            raise SelectionError(
+                f"unbalanced brackets in host pattern '{pattern}' "
+                "(a subscript is written name[0], name[1:3] or name[2:])"
+            )
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -406,6 +419,9 @@ def apply_limit(
     label = f"limit '{limit}'"
     try:
         terms = [parse_term(t) for t in _limit_terms(limit)]
+        if not terms:
+            # a limit with no term must not mean "no limit": that would widen the run
+            raise SelectionError(f"{label}: empty host pattern")
         allowed = set(_evaluate(inventory, terms, label))
         if not allowed:
             raise SelectionError(f"{label} matches no hosts")
