@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -69,3 +75,70 @@ def test_bad_names_are_one_line_errors() -> None:
     result = CliRunner().invoke(cli, ["listen", "--tier", "te st", "--hostname", "x"])
     assert isinstance(result.exception, HlplayError)
     assert "--tier 'te st' is not a valid name" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nats-url", "bogus://x"], "--nats-url: invalid NATS URL 'bogus://x'"),
+        (["--nats-url", "nats://127.0.0.1:nope"], "invalid NATS URL 'nats://127.0.0.1:nope'"),
+        (["--nats-url", "nats://127.0.0.1:70000"], "invalid NATS URL 'nats://127.0.0.1:70000'"),
+        (
+            ["--nats-url", "ws://a:1", "--nats-url", "nats://b:2"],
+            "do not mix websocket (ws://, wss://) and other URLs",
+        ),
+        # a host subject without <hostname> would reach every host of the tier
+        (["--subject-host", "deploy.<tier>"], "--subject-host 'deploy.<tier>': must contain"),
+        (
+            ["--subject-tier", "deploy.<tier>.<hostname>"],
+            "--subject-tier 'deploy.<tier>.<hostname>': cannot contain <hostname>",
+        ),
+        (["--facts-subject", "f.<Host>"], "unknown placeholder <Host>"),
+    ],
+)
+def test_bad_urls_and_templates_are_refused_before_connecting(
+    args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["listen", "--tier", "test", "--hostname", "h1", *args])
+    assert isinstance(result.exception, HlplayError), result.output
+    assert message in str(result.exception)
+
+
+def test_a_server_not_there_yet_is_said_once_while_the_listener_waits(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hlplay.cli.main",
+            "listen",
+            "--tier",
+            "test",
+            "--hostname",
+            "h1",
+            "--executor",
+            "noop",
+            "--state-dir",
+            str(tmp_path),
+            "--nats-url",
+            f"nats://127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # blocks until the listener says something
+        assert f"cannot reach NATS at nats://127.0.0.1:{port} yet" in line, line
+        assert proc.poll() is None  # it keeps waiting for the server
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "cannot reach NATS" not in rest and "Traceback" not in rest

@@ -196,6 +196,13 @@ CASES: dict[str, tuple[dict[str, str], str, int, int, str]] = {
         "'ansible_connection' of host 'web1': connection 'docker' is not supported "
         "(use local or ssh, or transport: nats)",
     ),
+    "nats_url_with_a_bad_port": (
+        {"hosts.yml": "hlplay:\n  nats:\n    url: nats://hub:http\nhosts: {a: {}}\n"},
+        "hosts.yml",
+        3,
+        5,
+        "'hlplay.nats.url': invalid NATS URL 'nats://hub:http' (expected nats://host:port)",
+    ),
     "subject_template_without_hostname": (
         {"hosts.yml": "hlplay:\n  nats:\n    subjects: {host: 'deploy.<tier>'}\nhosts: {a: {}}\n"},
         "hosts.yml",

@@ -44,7 +44,12 @@ from hlplay.protocol.messages import (
     is_subject_token,
     salvage_reply,
 )
-from hlplay.protocol.subjects import ListenerSubjects, SubjectError, listener_subjects
+from hlplay.protocol.subjects import (
+    ListenerSubjects,
+    SubjectError,
+    listener_subjects,
+    template_problem,
+)
 from hlplay.transports.base import CommandResult
 
 if TYPE_CHECKING:
@@ -57,6 +62,17 @@ FINISHED_KEPT = 256  # final statuses remembered for replays, by request id
 PROGRESS_BATCH_MAX = 200  # lines kept between two progress messages
 PROGRESS_LINE_MAX = 2000
 RESEND_DELAY = 1.0  # after a reconnect, finals produced offline are sent again
+
+
+# subject template -> the ``hlplay listen`` flag that sets it
+TEMPLATE_FLAGS = {
+    "host": "--subject-host",
+    "tier": "--subject-tier",
+    "role": "--subject-role",
+    "discover": "--discover-subject",
+    "facts": "--facts-subject",
+    "confirm": "--confirm-subject",
+}
 
 
 class ListenerError(HlplayError):
@@ -102,6 +118,20 @@ class ListenerConfig:
             raise ListenerError("--progress-interval must not be negative")
         if not self.nats_urls:
             raise ListenerError("at least one --nats-url is needed")
+        from hlplay.inventory.settings import nats_url_problem
+
+        for url in self.nats_urls:
+            problem = nats_url_problem(url)
+            if problem is not None:
+                raise ListenerError(f"--nats-url: {problem}")
+        websocket = {url.startswith(("ws://", "wss://")) for url in self.nats_urls}
+        if len(websocket) > 1:
+            raise ListenerError("--nats-url: do not mix websocket (ws://, wss://) and other URLs")
+        for key, flag in TEMPLATE_FLAGS.items():
+            template = getattr(self.subjects, key)
+            problem = template_problem(key, template)
+            if problem is not None:
+                raise ListenerError(f"{flag} {template!r}: {problem}")
         try:
             return listener_subjects(
                 self.subjects, hostname=self.hostname, tier=self.tier, roles=self.roles
@@ -190,6 +220,7 @@ class Listener:
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self._auth_failed: str | None = None
+        self._told_unreachable = False  # said once that the server cannot be reached yet
         self._auth_event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._exit_error: str | None = None
@@ -241,6 +272,17 @@ class Listener:
             log.warning("%s: NATS refused: %s", self.config.hostname, text)
             return
         if isinstance(exc, OSError | TimeoutError) or "UnexpectedEOF" in type(exc).__name__:
+            nc = self.nc
+            if not self._told_unreachable and (nc is None or not nc.is_connected):
+                # Waiting for the server is normal at boot, but silence would hide a typo.
+                self._told_unreachable = True
+                log.warning(
+                    "%s: cannot reach NATS at %s yet (%s); retrying until it answers",
+                    self.config.hostname,
+                    ", ".join(self.config.nats_urls),
+                    text or type(exc).__name__,
+                )
+                return
             log.debug("%s: NATS connection: %s", self.config.hostname, text or type(exc).__name__)
             return
         log.warning("%s: NATS error: %s", self.config.hostname, text or type(exc).__name__)

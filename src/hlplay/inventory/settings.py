@@ -143,10 +143,9 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
     if kind == "flake":
         return text if FLAKE_REF_RE.match(text) else resolve_path(text, base)
     if kind == "nats_url":
-        if not URL_RE.match(text):
-            raise InventoryError(
-                f"{what}: invalid NATS URL '{text}' (expected nats://host:port)", loc
-            )
+        problem = nats_url_problem(text)
+        if problem is not None:
+            raise InventoryError(f"{what}: {problem}", loc)
         return text
     if kind == "http_url":
         if not HTTP_RE.match(text):
@@ -157,6 +156,24 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
     raise AssertionError(kind)  # pragma: no cover
 
 
+def nats_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a NATS server URL the client can use, or None."""
+    bad = f"invalid NATS URL '{url}' (expected nats://host:port)"
+    if not URL_RE.match(url):
+        return bad
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError:
+        return bad
+    if not parts.hostname or port == 0:
+        return bad
+    return None
+
+
+@dataclass
 @dataclass
 class _Leaf:
     value: Any
@@ -251,40 +268,17 @@ class SettingsCollector:
         return Settings(nats=nats, nix=nix, monitoring=monitoring, defaults=defaults)
 
     def _check_subjects(self, subjects: SubjectTemplates) -> None:
-        required = {
-            "host": ("hostname",),
-            "tier": ("tier",),
-            "role": ("role",),
-            "discover": (),
-            "facts": ("hostname",),
-            "confirm": ("hostname",),
-        }
-        forbidden = {
-            "host": ("role",),
-            "tier": ("hostname", "role"),
-            "role": ("hostname",),
-            "discover": ("hostname", "role"),
-            "facts": ("role",),
-            "confirm": ("role",),
-        }
+        from hlplay.protocol.subjects import template_problem
+
         for key in SUBJECT_KEYS:
             template: str = getattr(subjects, key)
             leaf = self.leaves.get(f"hlplay.nats.subjects.{key}")
             loc = leaf.loc if leaf else Location("<defaults>")
             what = f"subject template '{key}' ({template})"
-            used = PLACEHOLDER_RE.findall(template)
-            for name in used:
-                if name not in ("tier", "hostname", "role"):
-                    raise InventoryError(
-                        f"{what}: unknown placeholder <{name}>; use <tier>, <hostname>, <role>",
-                        loc,
-                    )
-            for name in required[key]:
-                if name not in used:
-                    raise InventoryError(f"{what} must contain <{name}>", loc)
-            for name in forbidden[key]:
-                if name in used:
-                    raise InventoryError(f"{what} cannot contain <{name}>", loc)
+            problem = template_problem(key, template)
+            if problem is not None:
+                sep = ":" if problem.startswith("unknown") else ""
+                raise InventoryError(f"{what}{sep} {problem}", loc)
             sample = PLACEHOLDER_RE.sub("x", template)
             if not all(TOKEN_RE.match(tok) for tok in sample.split(".")):
                 raise InventoryError(

@@ -13,12 +13,49 @@ from dataclasses import dataclass
 from hlplay.inventory.model import SubjectTemplates
 
 PLACEHOLDER_RE = re.compile(r"<([a-z]+)>")
+ANY_PLACEHOLDER_RE = re.compile(r"<([^<>]*)>")
 PLACEHOLDERS = ("tier", "hostname", "role")
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9_*>-]+(\.[A-Za-z0-9_*>-]+)*$")
 
 
+# Which placeholders each template must and must not use: a host subject
+# without <hostname> would reach every host of the tier, a tier subject with
+# <hostname> would reach none of the others.
+REQUIRED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "host": ("hostname",),
+    "tier": ("tier",),
+    "role": ("role",),
+    "discover": (),
+    "facts": ("hostname",),
+    "confirm": ("hostname",),
+}
+FORBIDDEN_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "host": ("role",),
+    "tier": ("hostname", "role"),
+    "role": ("hostname",),
+    "discover": ("hostname", "role"),
+    "facts": ("role",),
+    "confirm": ("role",),
+}
+
+
 class SubjectError(ValueError):
     """A template that cannot expand to a valid subject."""
+
+
+def template_problem(key: str, template: str) -> str | None:
+    """What is wrong with the ``key`` template (``host``, ``tier`` …), or None."""
+    used = ANY_PLACEHOLDER_RE.findall(template)
+    for name in used:
+        if name not in PLACEHOLDERS:
+            return f"unknown placeholder <{name}>; use <tier>, <hostname>, <role>"
+    for name in REQUIRED_PLACEHOLDERS[key]:
+        if name not in used:
+            return f"must contain <{name}>"
+    for name in FORBIDDEN_PLACEHOLDERS[key]:
+        if name in used:
+            return f"cannot contain <{name}>"
+    return None
 
 
 def expand(template: str, *, tier: str = "", hostname: str = "", role: str = "") -> str:
