@@ -83,19 +83,21 @@ def new_seed(path: str | os.PathLike[str], *, force: bool = False) -> str:
     if seed_path.exists() and not force:
         raise KeyFileError(f"{seed_path} exists; refusing to overwrite a key (use --force)")
     seed, public = generate()
-    seed_path.parent.mkdir(parents=True, exist_ok=True)
-    if seed_path.exists():
-        seed_path.unlink()
-    try:
-        write_private(seed_path, seed + "\n")
-    except OSError as exc:
-        raise KeyFileError(f"{seed_path}: {exc.strerror or exc}") from None
     pub_path = (
         seed_path.with_suffix(".pub")
         if seed_path.suffix == ".seed"
         else Path(str(seed_path) + ".pub")
     )
-    pub_path.write_text(public + "\n")
+    where = seed_path
+    try:
+        seed_path.parent.mkdir(parents=True, exist_ok=True)
+        if seed_path.exists():
+            seed_path.unlink()
+        write_private(seed_path, seed + "\n")
+        where = pub_path
+        pub_path.write_text(public + "\n")
+    except OSError as exc:
+        raise KeyFileError(f"{where}: {exc.strerror or exc}") from None
     return public
 
 
@@ -109,6 +111,8 @@ def read_seed(path: str | os.PathLike[str]) -> str:
         seed = Path(path).read_text().strip()
     except OSError as exc:
         raise KeyFileError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: not an NKey user seed (not text)") from None
     if not seed.startswith("SU"):
         raise KeyFileError(f"{path}: not an NKey user seed (expected a line starting with 'SU')")
     return seed
@@ -119,7 +123,10 @@ def find_public_key(name: str, directory: str | os.PathLike[str]) -> str | None:
     base = Path(directory)
     pub = base / f"{name}.pub"
     if pub.is_file():
-        value = pub.read_text().strip()
+        try:
+            value = pub.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"{pub}: cannot read: {exc}") from None
         if not is_user_public_key(value):
             raise KeyFileError(f"{pub}: not an NKey user public key")
         return value

@@ -189,9 +189,11 @@ def nats_config(
     clustering, leaf nodes and JetStream for fleets beyond one server."""
     from hlplay.auth.keys import find_public_key, new_named
     from hlplay.auth.natsconfig import ADMIN, DEPLOYER_PREFIX, render_config, tiers_of
-    from hlplay.errors import OptionsError
+    from hlplay.errors import HlplayError, Location, OptionsError
     from hlplay.inventory.loader import load_inventory
 
+    if keys_dir and not new_keys and not Path(keys_dir).is_dir():
+        raise HlplayError("no such keys directory (--keys-dir)", Location(keys_dir))
     inv = load_inventory(list(inventory))
     if new_keys:
         if not keys_dir:
@@ -216,7 +218,10 @@ def nats_config(
     )
     text = render_config(inv, keys_dir=keys_dir, extra=render_topology(topo))
     if out:
-        Path(out).write_text(text)
+        try:
+            Path(out).write_text(text)
+        except OSError as exc:
+            raise HlplayError(f"cannot write: {exc.strerror or exc}", Location(out)) from None
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=False)
