@@ -141,6 +141,10 @@ def test_nats_config_cli_from_an_inventory_file(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["nats", "config", "-i", str(inv), "--keys-dir", str(kdir)])
     assert result.exit_code != 0
+    assert f"{kdir}: no such keys directory" in str(result.exception or result.output)
+    kdir.mkdir()
+    result = runner.invoke(cli, ["nats", "config", "-i", str(inv), "--keys-dir", str(kdir)])
+    assert result.exit_code != 0
     assert "no NKey for listener host(s) web1, web2" in str(result.exception or result.output)
     result = runner.invoke(
         cli,
