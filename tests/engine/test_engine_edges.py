@@ -6,8 +6,11 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import RunFn
 from hlplay.engine.events import BatchStarted, NoMoreHosts, TaskStarted, Warning_
+from hlplay.errors import PlaybookError
 from hlplay.inventory.model import Inventory
 
 
@@ -46,6 +49,21 @@ async def test_vars_files_and_omit(run_pb: RunFn, tmp_path: Path) -> None:
     )
     assert rec.results("show")[0].result["msg"] == "test-override:22"
     assert rec.status("omitted") == {"h1": "ok"}
+
+
+async def test_a_missing_vars_file_names_the_play_line(run_pb: RunFn, tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError) as info:
+        await run_pb(
+            """
+            - hosts: h1
+              vars_files:
+                - nope.yml
+              tasks: [{debug: {msg: x}}]
+            """
+        )
+    assert str(info.value) == (
+        f"{tmp_path / 'playbook.yml'}:4:7: vars file not found: {tmp_path / 'nope.yml'}"
+    )
 
 
 async def test_localhost_play_ignores_limit_inventory_hosts_do_not(run_pb: RunFn) -> None:

@@ -194,10 +194,55 @@ def error(tmp_path: Path, text: str) -> str:
             """,
             "'retries' must be a non-negative number",
         ),
+        (
+            """
+            - hosts: all
+              tasks:
+                - wait_for: {port: 99999}
+            """,
+            "pb.yml:3:7: argument 'port' must be a port number (1-65535), got 99999",
+        ),
+        (
+            """
+            - hosts: all
+              tasks:
+                - wait_for: {port: 22, path: /run/x}
+            """,
+            "pb.yml:3:7: 'port' and 'path' are mutually exclusive",
+        ),
+        (
+            """
+            - hosts: all
+              tasks:
+                - wait_for: {path: /run/x, search_regex: "("}
+            """,
+            "search_regex '(' is not a valid regex",
+        ),
+        (
+            """
+            - hosts: all
+              tasks:
+                - command: [ls, -l]
+            """,
+            "arguments of 'command' must be a string or a mapping, got a list",
+        ),
+        (
+            """
+            - hosts: all
+              tags: {a: 1}
+            """,
+            "'tags' must be a string or a list of strings, got a mapping",
+        ),
     ],
 )
 def test_load_errors_name_the_place(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in error(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ["", "[]\n", "# nothing yet\n"])
+def test_a_playbook_without_plays_is_an_error(tmp_path: Path, text: str) -> None:
+    # ansible-playbook refuses an empty playbook too: "success" would hide a mistake
+    assert error(tmp_path, text) == f"{tmp_path / 'pb.yml'}: the playbook has no plays"
 
 
 def test_bad_yaml_is_located(tmp_path: Path) -> None:

@@ -179,6 +179,9 @@ def prepare_plays(
             except TemplateFailure as exc:
                 raise PlaybookError(exc.message, loc) from None
             path = Path(rel) if Path(rel).is_absolute() else play.base_dir / rel
+            if not path.is_file():
+                what = "is a directory" if path.is_dir() else "not found"
+                raise PlaybookError(f"vars file {what}: {path}", loc)
             data = load_yaml_file(path)
             if data is None:
                 data = {}

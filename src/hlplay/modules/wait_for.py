@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
+from hlplay.modules.base import Arg, ArgError, Module, ModuleResult, TaskContext
 
 _TCP_PROBE = 'exec 3<>"/dev/tcp/$0/$1"'
 
@@ -36,6 +37,23 @@ class WaitFor(Module):
         "search_regex": Arg("str", help="text the file (or the port's greeting) must contain"),
         "msg": Arg("str", help="message on timeout"),
     }
+
+    @classmethod
+    def check_args(cls, args: Mapping[str, Any]) -> None:
+        """Checked when the playbook loads (templated values skipped) and once rendered."""
+        port, path = args.get("port"), args.get("path")
+        if port is None and not path:
+            raise ArgError("wait_for needs 'port' or 'path'")
+        if port is not None and path:
+            raise ArgError("'port' and 'path' are mutually exclusive")
+        if isinstance(port, int) and not isinstance(port, bool) and not 0 < port < 65536:
+            raise ArgError(f"argument 'port' must be a port number (1-65535), got {port}")
+        regex = args.get("search_regex")
+        if isinstance(regex, str) and "{{" not in regex and "{%" not in regex:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ArgError(f"search_regex {regex!r} is not a valid regex: {exc}") from None
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
         port, path = args.get("port"), args.get("path")

@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError
 
 from hlplay.errors import HlplayError, Location, PlaybookError, did_you_mean
+from hlplay.inventory.names import type_name
 from hlplay.modules.base import Module
 from hlplay.modules.registry import canonical_name, find_module, get_module
 from hlplay.playbook import validation
@@ -165,7 +166,7 @@ def _as_str_list(value: Any, key: str, loc: Location, *, split_commas: bool = Fa
                 raise _err(f"'{key}' items must be strings, got {v!r}", iloc)
             out.extend(_as_str_list(v, key, loc, split_commas=split_commas))
         return out
-    raise _err(f"'{key}' must be a string or a list of strings, got {type(value).__name__}", loc)
+    raise _err(f"'{key}' must be a string or a list of strings, got {type_name(value)}", loc)
 
 
 def parse_serial(value: Any, loc: Location) -> list[int | str]:
@@ -264,6 +265,9 @@ class _PlaybookLoader:
 
     def load(self, path: Path) -> Playbook:
         plays = self._load_file(path, [])
+        if not plays:
+            # as ansible-playbook: an empty playbook is a mistake, not a successful run
+            raise _err("the playbook has no plays", Location(str(path)))
         return Playbook(path=path, plays=plays, files=list(self.files))
 
     def _load_file(self, path: Path, stack: list[Path]) -> list[Play]:
@@ -728,7 +732,7 @@ class _PlaybookLoader:
                 if not isinstance(value, Mapping):
                     raise _err("'with_dict' needs a mapping", vloc)
             elif not isinstance(value, list):
-                raise _err(f"'{key}' needs a list, got {type(value).__name__}", vloc)
+                raise _err(f"'{key}' needs a list, got {type_name(value)}", vloc)
             self._check_template(value, vloc)
             task.loop = value
             task.loop_kind = {"with_items": "items", "with_dict": "dict"}.get(key, "loop")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hlplay.errors import did_you_mean
+from hlplay.inventory.names import type_name
 from hlplay.modules.base import Arg, ArgError, Module, check_choices, coerce
 from hlplay.playbook.templating import has_template
 
@@ -128,7 +129,7 @@ def normalize(module: type[Module], raw: Any) -> dict[str, Any]:
         return parse_free_form(module, raw)
     if not isinstance(raw, Mapping):
         kind = "a string or a mapping" if module.free_form else "a mapping"
-        raise ArgsError(f"arguments of '{module.name}' must be {kind}, got {type(raw).__name__}")
+        raise ArgsError(f"arguments of '{module.name}' must be {kind}, got {type_name(raw)}")
     names = _names(module)
     out: dict[str, Any] = {}
     for key, value in raw.items():
@@ -169,6 +170,20 @@ def validate_static(module: type[Module], args: Mapping[str, Any]) -> None:
             _check_one(name, found, value)
         except ArgError as exc:
             raise ArgsError(str(exc), arg=name) from None
+    _check_together(module, args)
+
+
+def _check_together(module: type[Module], args: Mapping[str, Any]) -> None:
+    """A module's own checks across its arguments: an optional ``check_args``
+    classmethod raising ArgError (templated values are still strings here at
+    load time, so it must leave those alone)."""
+    hook = getattr(module, "check_args", None)
+    if hook is None:
+        return
+    try:
+        hook(args)
+    except ArgError as exc:
+        raise ArgsError(str(exc), arg=getattr(exc, "arg", None)) from None
 
 
 def finalize(module: type[Module], rendered: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,4 +201,5 @@ def finalize(module: type[Module], rendered: Mapping[str, Any]) -> dict[str, Any
             if name not in out:
                 default = spec.default
                 out[name] = list(default) if isinstance(default, list) else default
+    _check_together(module, out)
     return out
