@@ -182,6 +182,26 @@ def test_a_thousand_random_payloads_then_a_valid_deploy_still_succeeds(
     assert nats_fleet.listeners["web2"].proc.poll() is None
 
 
+async def test_progress_is_rate_limited_into_batches_that_lose_no_count(
+    nats_fleet: NatsFleet,
+) -> None:
+    # 600 lines at once: a message per line would flood the controller's inbox
+    nc = await raw_client(nats_fleet)
+    try:
+        payload = {"action": "switch", "revision": "chatty", "options": {"lines": 600}}
+        docs = await collect(nc, "deploy.test.db1", json.dumps(payload).encode())
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+    batches = [d for d in docs if d.get("progress")]
+    lines = [line for d in batches for line in d["progress"]]  # type: ignore[attr-defined]
+    dropped = sum(int(d.get("progress_dropped", 0)) for d in batches)  # type: ignore[call-overload]
+    assert docs[-1]["status"] == "completed"
+    assert len(batches) < 50  # batched, far fewer messages than lines
+    assert len(lines) + dropped == 600  # what is dropped is counted, never silently lost
+    assert lines[-1] == "noop: step 600/600 of switch chatty"  # the latest lines are kept
+    assert lines == sorted(lines, key=lambda t: int(t.split()[2].split("/")[0]))
+
+
 async def test_a_second_request_during_a_run_is_rejected_already_running(
     admin: NatsTransport, nats_fleet: NatsFleet
 ) -> None:

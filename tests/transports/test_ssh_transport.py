@@ -341,3 +341,44 @@ async def test_sessions_refused_by_the_server_name_the_limit(ssh_lab_session: Ss
         assert t.connects == 1
     finally:
         await t.close()
+
+
+async def test_a_key_held_by_the_ssh_agent_logs_in(
+    ssh_lab_session: SshLab, sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No key in the inventory and none in ~/.ssh: only the agent can authenticate.
+    if not (shutil.which("ssh-agent") and shutil.which("ssh-add")):
+        pytest.skip("ssh-agent (openssh-client) not installed")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    host = ssh_lab_session.host(sshd, name="ssh-agent-host", key=None)
+    t = SshTransport(ssh_lab_session.inventory([host]))
+    try:
+        with pytest.raises(Unreachable, match="authentication failed"):
+            await t.run(host, ["true"])
+    finally:
+        await t.close()
+
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        for _ in range(100):  # the agent creates its socket once it is ready
+            if sock.exists():
+                break
+            await asyncio.sleep(0.05)
+        subprocess.run(
+            ["ssh-add", "-q", str(ssh_lab_session.client_key)], env=env, check=True, timeout=30
+        )
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        t = SshTransport(ssh_lab_session.inventory([host]))
+        try:
+            res = await t.run(host, ["echo", "via agent"])
+            assert (res.rc, res.stdout) == (0, "via agent\n")
+        finally:
+            await t.close()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
