@@ -194,6 +194,10 @@ def nats_config(
 
     if keys_dir and not new_keys and not Path(keys_dir).is_dir():
         raise HlplayError("no such keys directory (--keys-dir)", Location(keys_dir))
+    if out and (Path(out).is_dir() or not Path(out).parent.is_dir()):
+        # before any key is created: a failed run leaves nothing behind
+        what = "is a directory" if Path(out).is_dir() else "no such directory"
+        raise HlplayError(f"cannot write: {what}", Location(out))
     inv = load_inventory(list(inventory))
     if new_keys:
         if not keys_dir:
