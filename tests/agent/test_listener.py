@@ -206,17 +206,29 @@ async def test_a_second_request_during_a_run_is_rejected_already_running(
     admin: NatsTransport, nats_fleet: NatsFleet
 ) -> None:
     web1 = nats_fleet.inventory.hosts["web1"]
-    started = asyncio.Event()
+    waiting = asyncio.Event()
+
+    def on_progress(host: str, line: str) -> None:
+        if "waiting for confirmation" in line:
+            waiting.set()
+
+    # the first run holds until it is confirmed: the second surely meets it running
     first = asyncio.create_task(
         admin.deploy(
             [web1],
-            {"action": "switch", "revision": "slow", "options": {"sleep": 1.0}},
-            timeout=20,
-            progress=lambda h, line: started.set(),
+            {
+                "action": "switch",
+                "revision": "slow",
+                "id": "hold-1",
+                "options": {"confirm_timeout": 60},
+            },
+            timeout=90,
+            progress=on_progress,
         )
     )
-    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(waiting.wait(), 20)
     second = await admin.deploy([web1], {"action": "switch", "revision": "fast"}, timeout=10)
+    assert await admin.confirm([web1], "hold-1") == {"web1": True}
     assert second["web1"].status == "rejected"
     assert second["web1"].error == "already_running"
     assert "switch of slow is already running" in second["web1"].message
@@ -307,20 +319,35 @@ async def test_sigterm_mid_run_finishes_it_and_refuses_new_requests(
     transport = NatsTransport(fleet.inventory_as("admin"))
     other = NatsTransport(fleet.inventory_as("admin"))
     solo = fleet.inventory.hosts["solo"]
-    started = asyncio.Event()
+    waiting = asyncio.Event()
+
+    def on_progress(host: str, line: str) -> None:
+        if "waiting for confirmation" in line:
+            waiting.set()
+
     try:
+        # the run holds until confirmed, so it is surely still running after SIGTERM
         run = asyncio.create_task(
             transport.deploy(
                 [solo],
-                {"action": "switch", "revision": "main", "options": {"sleep": 1.5}},
-                timeout=20,
-                progress=lambda h, line: started.set(),
+                {
+                    "action": "switch",
+                    "revision": "main",
+                    "id": "hold-term",
+                    "options": {"confirm_timeout": 60},
+                },
+                timeout=90,
+                progress=on_progress,
             )
         )
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(waiting.wait(), 20)
         proc.signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
+        for _ in range(400):  # until the listener has taken the signal in
+            if "no new requests are taken" in proc.text():
+                break
+            await asyncio.sleep(0.05)
         refused = await other.deploy([solo], {"action": "switch", "revision": "x"}, timeout=10)
+        assert await other.confirm([solo], "hold-term") == {"solo": True}
         out = await run
     finally:
         await transport.close()
@@ -388,7 +415,10 @@ async def test_a_test_deployer_cannot_bounce_a_response_onto_prod(
             "deploy.test.db1", json.dumps(request).encode(), reply="deploy.prod.all"
         )
         await nc.flush()  # type: ignore[attr-defined]
-        await asyncio.sleep(0.5)
+        for _ in range(400):  # until db1 has been told it may not answer there
+            if 'publish to "deploy.prod.all"' in nats_fleet.listeners["db1"].text():
+                break
+            await asyncio.sleep(0.05)
     finally:
         await nc.close()  # type: ignore[attr-defined]
     after = {d["hostname"]: d for d in await admin.discover(timeout=5)}["prod1"]

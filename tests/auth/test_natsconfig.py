@@ -115,7 +115,13 @@ async def test_the_server_enforces_the_tiers(tmp_path: Path) -> None:
             await deployer.publish("deploy.test.web1", b"{}", reply="deploy.prod.all")
             for nc in (listener, deployer):
                 await nc.flush()
-            await asyncio.sleep(0.3)
+            for _ in range(400):  # the refusals come back asynchronously
+                if len(errors) >= 4:
+                    break
+                await asyncio.sleep(0.05)
+            # one more round trip each: a fifth refusal would be in by now
+            for nc in (listener, deployer):
+                await nc.flush()
         finally:
             await listener.close()
             await deployer.close()

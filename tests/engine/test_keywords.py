@@ -125,22 +125,42 @@ async def test_any_errors_fatal_on_a_task_and_rescue_is_not_fatal(run_pb: RunFn)
 
 
 async def test_free_lets_a_fast_host_finish_before_a_slow_one(
-    run_pb: RunFn, make_inventory: Callable[..., Inventory]
+    run_pb: RunFn, make_inventory: Callable[..., Inventory], tmp_path: Path
 ) -> None:
-    text = """
+    inv = make_inventory({"fast": {}, "slow": {}})
+    # free: the slow host's first task can only end once the fast host has run
+    # its last task, which it does without waiting for the slow one
+    done = tmp_path / "fast-done"
+    _, rec = await run_pb(
+        f"""
         - hosts: all
-          strategy: {strategy}
+          strategy: free
           tasks:
             - name: work
-              command: sleep {{{{ '0.6' if inventory_hostname == 'slow' else '0' }}}}
+              shell: >-
+                [ {{{{ inventory_hostname }}}} = fast ] && exit 0;
+                for i in $(seq 600); do [ -e {done} ] && exit 0; sleep 0.05; done; exit 1
+            - name: done
+              command: touch {done}
+        """,
+        inv,
+    )
+    # the slow host's work ended only because the fast host had already done it all
+    assert rec.status("work") == {"fast": "changed", "slow": "changed"}
+    assert rec.status("done") == {"fast": "changed", "slow": "changed"}
+    # linear: lockstep, every host finishes a task before any host starts the next
+    _, rec = await run_pb(
+        """
+        - hosts: all
+          strategy: linear
+          tasks:
+            - name: work
+              command: sleep {{ '0.3' if inventory_hostname == 'slow' else '0' }}
             - name: done
               debug: msg=done
-        """
-    inv = make_inventory({"fast": {}, "slow": {}})
-    _, rec = await run_pb(text.format(strategy="free"), inv)
-    order = [(e.task.name, e.host) for e in rec.of(HostResult)]
-    assert order.index(("done", "fast")) < order.index(("work", "slow"))
-    _, rec = await run_pb(text.format(strategy="linear"), inv)
+        """,
+        inv,
+    )
     order = [(e.task.name, e.host) for e in rec.of(HostResult)]
     assert order.index(("work", "slow")) < order.index(("done", "fast"))
 
@@ -620,9 +640,21 @@ async def test_throttle_and_forks_bound_concurrency(run_pb: RunFn, tmp_path: Pat
     log.unlink()
     await run_pb(f"- hosts: all\n  tasks:\n    - {task}\n", forks=1)
     assert not _overlaps(_intervals(log))
-    log.unlink()
-    await run_pb(f"- hosts: all\n  tasks:\n    - {task}\n")
-    assert _overlaps(_intervals(log))
+    # unbounded, all three run at once: each waits until it sees the other two
+    running, seen = tmp_path / "running", tmp_path / "seen"
+    running.mkdir()
+    seen.mkdir()
+    barrier = (
+        f"shell: touch {running}/{{{{ inventory_hostname }}}}; "
+        f"for i in $(seq 400); do [ $(ls {running} | wc -l) -ge 3 ] && break; sleep 0.05; done; "
+        f"ls {running} | wc -l > {seen}/{{{{ inventory_hostname }}}}"
+    )
+    await run_pb(f"- hosts: all\n  tasks:\n    - {barrier}\n")
+    assert {p.name: p.read_text().strip() for p in seen.iterdir()} == {
+        "h1": "3",
+        "h2": "3",
+        "h3": "3",
+    }
 
 
 async def test_meta_actions(run_pb: RunFn) -> None:

@@ -148,6 +148,20 @@ def test_check_mode_flag(site: Path) -> None:
     assert "skipping: [h1]" in proc.stdout
 
 
+def _running(arg: str) -> list[int]:
+    """Processes whose command line has ``arg`` as a word."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if arg.encode() in words:
+                found.append(int(entry.name))
+    return found
+
+
 async def test_ctrl_c_lets_running_tasks_finish_prints_recap_exits_99(site: Path) -> None:
     pb = write(
         site,
@@ -155,7 +169,7 @@ async def test_ctrl_c_lets_running_tasks_finish_prints_recap_exits_99(site: Path
         - hosts: tier=test
           tasks:
             - name: slow
-              command: sleep 1.5
+              command: sleep 1.517
             - name: never started
               debug: msg=x
         """,
@@ -179,7 +193,12 @@ async def test_ctrl_c_lets_running_tasks_finish_prints_recap_exits_99(site: Path
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert line, "the playbook ended before its first task started"
         seen += line
-    await asyncio.sleep(0.3)  # the sleeps are running now
+    # wait until both hosts' commands are running: Ctrl-C must let those finish
+    for _ in range(600):
+        if len(_running("1.517")) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_running("1.517")) >= 2, "the slow commands never started"
     os.kill(proc.pid, signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     text = (seen + out).decode()
