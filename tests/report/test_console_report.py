@@ -73,6 +73,16 @@ def test_ansible_style_lines_and_recap() -> None:
     assert "db1                        : ok=1    changed=0    unreachable=0    failed=1" in text
 
 
+def test_recap_leaves_out_hosts_nothing_was_done_for() -> None:
+    # e.g. the batches after a play stopped on max_fail_percentage, as ansible-playbook does
+    rep, out, _ = console()
+    stats = {"web1": HostStats(failures=1), "web2": HostStats(), "web3": HostStats(skipped=1)}
+    feed(rep, PlaybookEnded(stats, exit_code(stats, False), False, 1.0))
+    recap = out.getvalue().split("PLAY RECAP")[1]
+    assert "web1 " in recap and "web3 " in recap
+    assert "web2" not in recap
+
+
 def test_loops_retries_warnings_and_no_hosts() -> None:
     rep, out, err = console()
     feed(

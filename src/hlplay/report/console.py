@@ -273,7 +273,10 @@ class ConsoleReporter:
             self.err.flush()
         self._banner("PLAY RECAP")
         for host, st in ev.stats.items():
-            self._line(self._recap_line(host, st))
+            # as ansible-playbook: a host nothing was done for (a later batch after
+            # the play stopped, the other hosts of run_once tasks) has no line
+            if st.ok or st.changed or st.unreachable or st.failures or st.skipped or st.rescued:
+                self._line(self._recap_line(host, st))
         self.out.write("\n")
         self.out.flush()
 
