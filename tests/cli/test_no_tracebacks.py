@@ -124,6 +124,11 @@ CASES = [
         message="must contain <hostname>",
     ),
     c("listen-timeout", "listen", "--tier", "test", "--timeout", "0", message="--timeout must"),
+    c(
+        "listen-state-dir",
+        *("listen", "--tier", "test", "--state-dir", "inv.yml/state"),
+        message="--state-dir inv.yml/state: cannot create: Not a directory",
+    ),
     c("listen-timeout-word", "listen", "--tier", "test", "--timeout", "long", code=USAGE),
     c("listen-no-tier", "listen", "--hostname", "h1", code=USAGE),
     c("listen-executor", "listen", "--tier", "test", "--executor", "bash", code=USAGE),

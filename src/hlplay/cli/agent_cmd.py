@@ -113,7 +113,23 @@ def listen(**opts: Any) -> None:
         progress_interval=opts["progress_interval"],
     )
     config.check()
+    if config.state_dir:
+        _usable_dir("--state-dir", config.state_dir)
     asyncio.run(run_listener(config))
+
+
+def _usable_dir(flag: str, path: str) -> None:
+    """Fail at start, not on every deploy, when the listener cannot keep its state."""
+    import os
+
+    from hlplay.errors import HlplayError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HlplayError(f"{flag} {path}: cannot create: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise HlplayError(f"{flag} {path}: not writable")
 
 
 @click.group()
