@@ -189,6 +189,9 @@ async def test_unreadable_monitoring_is_an_error_not_a_crash() -> None:
     assert refused.error is not None and not refused.ok
     with pytest.raises(UrlError, match="must be an http:// or https:// URL"):
         await prometheus_targets("file:///etc/passwd")
+    for broken_url in ("http://[::1", "http://prom:port/", "http://prom:99999/"):
+        with pytest.raises(UrlError, match="is not a valid URL"):
+            await alertmanager_alerts(broken_url)
 
 
 async def test_http_get_keeps_error_statuses_and_does_not_follow_redirects() -> None:
@@ -259,3 +262,32 @@ hosts:
     (units / "db.service").write_text("failed")
     report = await check_fleet(inv, ["here"], FleetOptions(flags={"disk_max": 100}))
     assert report.hosts[0].failed_units == ["db.service"] and report.exit_code == 2
+
+
+async def test_a_bad_monitoring_url_stops_the_check_before_any_host(tmp_path: Path) -> None:
+    """The URL is checked first, and nothing is left running behind the error."""
+    import asyncio
+
+    inv_file = tmp_path / "inv.yml"
+    inv_file.write_text(
+        f"""
+hlplay:
+  monitoring:
+    prometheus_url: "http://[::1"
+hosts:
+  here:
+    tier: test
+    transport: local
+    vars:
+      hlplay_profile: {tmp_path}/profile/system
+"""
+    )
+    inv = load_inventory(inv_file)
+    with pytest.raises(UrlError, match=r"the Prometheus URL is not a valid URL"):
+        await check_fleet(inv, ["here"], FleetOptions(timeout=5))
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    with pytest.raises(UrlError, match=r"the Alertmanager URL must be an http"):
+        options = FleetOptions(
+            prometheus_url="http://127.0.0.1:1", alertmanager_url="ftp://am", timeout=5
+        )
+        await check_fleet(inv, ["here"], options)

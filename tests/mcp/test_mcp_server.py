@@ -362,9 +362,13 @@ async def test_hlplay_mcp_serves_over_stdio(fleet: Fleet) -> None:
         (["--test-credentials", "nope.seed"], "--test-credentials: nope.seed"),
         (["--admin-credentials", "inventory/hosts.yml"], "not an NKey user seed"),
         (["-i", "missing"], "missing"),
+        # starts like a seed, is not one: refused at start, not at the first tool call
+        (["--test-credentials", "forged.seed"], "forged.seed: not a valid NKey seed"),
+        (["--playbook", "nowhere.yml"], "--playbook nowhere.yml: no such playbook file"),
     ],
 )
 def test_hlplay_mcp_bad_options_are_one_line(fleet: Fleet, args: list[str], expected: str) -> None:
+    (fleet.root / "forged.seed").write_text("SUAforged\n")
     base = ["mcp", "-i", str(fleet.inventory)] if "-i" not in args else ["mcp"]
     res = hlplay(*base, *args, cwd=fleet.root)
     assert res.returncode != 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from hlplay.cli.nix_cmd import FiniteFloatRange
 from hlplay.cli.options import inventory_option
 
 
@@ -45,7 +46,7 @@ from hlplay.cli.options import inventory_option
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     default=900.0,
     show_default=True,
     help="Seconds to wait for each host's build in diff.",
@@ -64,6 +65,7 @@ def mcp(
     (test tier only, with the test credentials) and deploy_admin (any tier,
     only with --admin-credentials).
     """
+    from hlplay.errors import OptionsError
     from hlplay.inventory.loader import load_inventory
     from hlplay.mcpserver.config import (
         DEFAULT_DEPLOY_TIERS,
@@ -72,6 +74,8 @@ def mcp(
         seed_path,
     )
 
+    if playbook is not None and not playbook.is_file():
+        raise OptionsError(f"--playbook {playbook}: no such playbook file")
     inv = load_inventory(list(inventory))  # a broken inventory stops us here, on one line
     known = list(dict.fromkeys(h.tier for h in inv.hosts.values()))
     config = ServerConfig(

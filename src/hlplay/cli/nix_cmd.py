@@ -27,6 +27,18 @@ from hlplay.errors import EXIT_FAILED, EXIT_UNREACHABLE, OptionsError, Selection
 DEFAULT_TIMEOUT = 3600.0
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses ``nan`` (which compares false to every bound)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 def _load(paths: tuple[str, ...], pattern: str, limit: str | None) -> tuple[Any, list[str]]:
     from hlplay.inventory.loader import load_inventory
     from hlplay.inventory.patterns import apply_limit, select_hosts
@@ -59,7 +71,8 @@ def _short(rev: object) -> str:
     show_default=True,
     help="Colour the text output.",
 )
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True),
+              default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds to wait for each host's build.")  # fmt: skip
 @click.option("--store", default=None,
               help="With A B: the Nix store to read (ssh-ng://root@host).")  # fmt: skip
@@ -155,12 +168,16 @@ async def deploy_all(
 
             jobs.append(one())
     try:
-        parts = await asyncio.gather(*jobs)
+        # every job runs to its end before an error goes up: a task abandoned while
+        # it starts a process can hang the event loop's shutdown for good
+        parts = await asyncio.gather(*jobs, return_exceptions=True)
     finally:
         if pool is not None:
             await pool.close()
     out: dict[str, Any] = {}
     for part in parts:
+        if isinstance(part, BaseException):
+            raise part
         out.update(part)
     return out
 
@@ -274,7 +291,8 @@ def _print_host_diff(
 @inventory_option
 @limit_option
 @json_option
-@click.option("--timeout", type=float, default=10.0, show_default=True,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True),
+              default=10.0, show_default=True,
               help="Seconds to wait for each host's answer.")  # fmt: skip
 def generations(
     pattern: str, inventory: tuple[str, ...], limit: str | None, as_json: bool, timeout: float

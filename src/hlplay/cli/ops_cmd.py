@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from hlplay.cli.nix_cmd import FiniteFloatRange
 from hlplay.cli.options import extra_vars_option, inventory_option, json_option, limit_option
 
 
@@ -38,21 +39,21 @@ def _write(path: str, text: str) -> None:
 @click.option("--json-out", "json_out", metavar="FILE", help="Also write the JSON report here.")
 @click.option(
     "--disk-max",
-    type=click.FloatRange(0, 100),
+    type=FiniteFloatRange(0, 100),
     default=None,
     metavar="PCT",
     help="A disk this full (percent used) or more is bad.  [default: 90]",
 )
 @click.option(
     "--mem-min",
-    type=click.FloatRange(0, 100),
+    type=FiniteFloatRange(0, 100),
     default=None,
     metavar="PCT",
     help="Less memory available than this (percent) is bad.  [default: 10]",
 )
 @click.option(
     "--load-max",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     metavar="N",
     help="A 1-minute load above N per CPU is a warning.  [default: 2]",
@@ -71,7 +72,7 @@ def _write(path: str, text: str) -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(0.1, 600),
+    type=FiniteFloatRange(0.1, 600),
     default=10.0,
     metavar="SECONDS",
     show_default=True,

@@ -19,6 +19,7 @@ from typing import Any
 from hlplay.health.drift import tier_drift
 from hlplay.health.evaluate import HostHealth, evaluate, unreachable
 from hlplay.health.facts import gather_facts
+from hlplay.health.http import check_url
 from hlplay.health.monitoring import (
     AlertsReport,
     TargetsReport,
@@ -85,6 +86,11 @@ async def check_fleet(
     monitoring = inventory.settings.monitoring
     prom_url = opts.prometheus_url or monitoring.prometheus_url
     am_url = opts.alertmanager_url or monitoring.alertmanager_url
+    # and the URLs: a bad one must stop the check before any host is contacted
+    if prom_url:
+        check_url(prom_url, "the Prometheus URL")
+    if am_url:
+        check_url(am_url, "the Alertmanager URL")
     pool = TransportPool(inventory)
     try:
 
@@ -100,11 +106,19 @@ async def check_fleet(
             return health
 
         nats_selected = [n for n in hosts if inventory.hosts[n].has_listener]
-        rows_task = asyncio.gather(*(one(n) for n in hosts))
+        rows_task = asyncio.gather(*(one(n) for n in hosts), return_exceptions=True)
         disc_task = _discover(pool, inventory, nats_selected) if opts.discovery else _none()
         prom_task = prometheus_targets(prom_url, timeout=opts.timeout) if prom_url else _none()
         am_task = alertmanager_alerts(am_url, timeout=opts.timeout) if am_url else _none()
-        rows, discovery, prom, am = await asyncio.gather(rows_task, disc_task, prom_task, am_task)
+        # Every part runs to its end before an error goes up: a task abandoned while
+        # it starts a process can hang the event loop's shutdown for good.
+        parts = await asyncio.gather(
+            rows_task, disc_task, prom_task, am_task, return_exceptions=True
+        )
+        for part in [*parts[0], *parts[1:]]:
+            if isinstance(part, BaseException):
+                raise part
+        rows, discovery, prom, am = parts
     finally:
         await pool.close()
     return FleetReport(

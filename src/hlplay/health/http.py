@@ -41,7 +41,11 @@ class HttpResponse:
 
 def check_url(url: str, what: str = "URL") -> str:
     """``url`` when it is an absolute http(s) URL; a one-line UrlError otherwise."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it validates the port
+    except ValueError as exc:  # a broken [IPv6] host, a port that is not a number …
+        raise UrlError(f"{what} is not a valid URL ({exc}): {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UrlError(f"{what} must be an http:// or https:// URL, got {url!r}")
     if any(c.isspace() or ord(c) < 32 for c in url):

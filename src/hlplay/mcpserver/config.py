@@ -33,13 +33,18 @@ def seed_path(value: str | None, what: str) -> Path | None:
     """An absolute path to a readable NKey seed file, or None; raises on a bad one."""
     if not value:
         return None
-    from hlplay.auth.keys import KeyFileError, read_seed
+    from hlplay.auth.keys import KeyFileError, public_key_of, read_seed
 
     path = Path(value).expanduser()
     try:
-        read_seed(path)
+        seed = read_seed(path)
     except KeyFileError as exc:
         raise OptionsError(f"{what}: {exc.message}") from None
+    try:
+        # a seed that only looks right would fail at the first tool call
+        public_key_of(seed)
+    except KeyFileError as exc:
+        raise OptionsError(f"{what}: {value}: {exc.message}") from None
     return path.resolve()
 
 
