@@ -205,7 +205,7 @@ class TestLimit:
         self, inv: Inventory, limit: str
     ) -> None:
         # `-l ","` or a mangled pattern must never run on every host
-        with pytest.raises(SelectionError, match="empty host pattern|unbalanced brackets"):
+        with pytest.raises(SelectionError, match=r"empty host pattern|unbalanced brackets"):
             apply_limit(inv, ALL, limit)
 
     def test_limit_from_file(self, inv: Inventory, tmp_path: Path) -> None:
