@@ -51,8 +51,14 @@ async def status(repo: str) -> RepoStatus:
 
 
 async def resolve(repo: str, rev: str = "HEAD") -> str:
-    """A revision name to its commit id."""
-    return (await git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}")).stdout.strip()
+    """A revision name to its commit id; GitError naming the revision when there is none."""
+    # git would read a leading "-" as an option
+    if not rev or rev.startswith("-") or any(c.isspace() or ord(c) < 32 for c in rev):
+        raise GitError(f"not a revision: {rev!r}")
+    res = await git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    if res.rc != 0:
+        raise GitError(f"unknown revision {rev!r} in {repo}")
+    return res.stdout.strip()
 
 
 async def commit(repo: str, message: str, paths: Sequence[str] = ()) -> str | None:

@@ -413,3 +413,51 @@ async def test_report_sections_reach_markdown_and_json(tmp_path: Path) -> None:
     doc = json.loads((out / "r.json").read_text())
     assert doc["sections"] == [{"title": "Fleet", "data": {"drift": []}}]
     assert "| a | ok |" in (out / "r.md").read_text()
+
+
+async def test_a_report_that_cannot_be_written_fails_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    rec = await run(
+        tmp_path,
+        f"""
+        - name: report
+          report:
+            title: T
+            rows: [{{host: a}}]
+            json_dest: {tmp_path}/taken/r.json
+          run_once: true
+          ignore_errors: true
+        - name: deploy report
+          deploy_report:
+            dest: {tmp_path}/taken/d.md
+          run_once: true
+        """,
+        check=True,
+    )
+    for name, path in (("report", "r.json"), ("deploy report", "d.md")):
+        res = rec.result(name).result
+        assert res["failed"], res
+        assert res["msg"].startswith(f"cannot write the report to {tmp_path}/taken/{path}: ")
+
+
+async def test_thresholds_are_validated_for_every_host_without_contacting_any(
+    tmp_path: Path,
+) -> None:
+    task = """
+        - name: thresholds
+          health:
+            check: thresholds
+            hosts: "{{ ansible_play_hosts_all }}"
+            load_max: 3
+          run_once: true
+        """
+    rec = await run(tmp_path, task, extra_vars={"health_disk_max_percent": "80"})
+    res = rec.result("thresholds").result
+    assert not res.get("failed"), res
+    assert res["thresholds"] == {
+        "h1": {"disk_max_percent": 80.0, "mem_min_percent": 10.0, "load_max_per_cpu": 3.0}
+    }
+    rec = await run(tmp_path, task, extra_vars={"health_mem_min_percent": "lots"})
+    res = rec.result("thresholds").result
+    assert res["failed"]
+    assert res["msg"] == "host h1: variable health_mem_min_percent must be a number, got 'lots'"

@@ -120,7 +120,8 @@ def test_lab_down_leaves_nothing_running(lab_factory) -> None:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     status = lab.hlplay("lab", "status", "-i", str(lab.inventory))
-    assert "not running" in status.stdout
+    assert status.returncode == 3
+    assert status.stderr.startswith("ERROR: the lab is not running"), status.stderr
 
 
 def test_listener_stopped_mid_run_is_unreachable_while_the_rest_finish(lab_factory) -> None:

@@ -8,6 +8,8 @@ import json
 import click
 
 LAB_INVENTORY = "inventory/lab"
+#: ``hlplay lab status`` when nothing of the lab runs (as ``systemctl status`` says 3).
+EXIT_NOT_RUNNING = 3
 
 inventory_opt = click.option(
     "-i",
@@ -85,10 +87,15 @@ def status(inventory_path: str, json_out: bool) -> None:
             "drift": drift,
         }
         click.echo(json.dumps(doc, indent=2, default=list))
-        return
     if not running:
-        click.echo("the lab is not running (hlplay lab up)")
-        raise SystemExit(3)
+        click.secho(
+            f"ERROR: the lab is not running (start it with: hlplay lab up -i {inventory_path})",
+            fg="red",
+            err=True,
+        )
+        raise SystemExit(EXIT_NOT_RUNNING)
+    if json_out:
+        return
     click.echo(f"{'HOST':<11} {'TIER':<5} {'VIA':<5} {'GEN':>4}  {'REVISION':<12}  HEALTH")
     for h in hosts:
         health = (

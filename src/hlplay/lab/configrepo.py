@@ -106,7 +106,9 @@ def lock(repo: Path) -> None:
     """Write the flake's lock file (``nix flake lock``)."""
     res = subprocess.run(
         ["nix", *NIX_FLAGS, "flake", "lock", str(repo)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if res.returncode != 0:
         raise HlplayError(f"nix flake lock {repo} failed: {res.stderr.strip()}")
@@ -114,6 +116,19 @@ def lock(repo: Path) -> None:
 
 def bump(repo: Path, pname: str, version: str) -> str:
     """Bump a package and commit; return the new commit id."""
+    from hlplay.nix.pkgedit import VERSION_RE as SAFE_VERSION
+
+    # the version lands inside a Nix string: nothing that could end it
+    if not SAFE_VERSION.fullmatch(version):
+        raise HlplayError(
+            f"invalid version {version!r}: letters, digits and . _ + ~ - only"
+            " (starting with a letter or digit, at most 64 characters)"
+        )
+    if not (repo / PACKAGES_FILE).is_file():
+        raise HlplayError(
+            f"the lab's configuration is not there yet ({repo}): bring the lab up first"
+            " (hlplay lab up)"
+        )
     old = set_version(repo, pname, version)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", f"{pname}: {old} -> {version}")

@@ -12,11 +12,10 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
-from hlplay.modules.report import markdown_table
+from hlplay.modules.report import markdown_table, write_report
 
 COLUMNS = ["host", "tier", "via", "old gen", "new gen", "revision", "diff", "result"]
 
@@ -111,14 +110,18 @@ class DeployReport(Module):
         )
         doc = {"hosts": rows, "counts": counts, "failed": failed}
         # a report is output, not a change: it is written in check mode too
+        data = {"report": doc, "markdown": md, "display": md}
         for key, content in (("dest", md), ("json_dest", json.dumps(doc, indent=2, default=str))):
             dest = args.get(key)
-            if dest:
-                Path(dest).parent.mkdir(parents=True, exist_ok=True)
-                Path(dest).write_text(content if content.endswith("\n") else content + "\n")
+            problem = write_report(str(dest), content) if dest else None
+            if problem:
+                return ModuleResult(failed=True, msg=problem, data=data)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
             # in GitHub Actions the table also lands on the run's summary page
-            with open(summary_file, "a", encoding="utf-8") as fh:
-                fh.write(md + "\n")
-        return ModuleResult(msg=md, data={"report": doc, "markdown": md, "display": md})
+            try:
+                with open(summary_file, "a", encoding="utf-8") as fh:
+                    fh.write(md + "\n")
+            except OSError as exc:
+                data["warning"] = f"GITHUB_STEP_SUMMARY not written: {exc.strerror or exc}"
+        return ModuleResult(msg=md, data=data)

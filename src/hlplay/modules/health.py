@@ -8,6 +8,7 @@
     - health: {check: disk, disk_max: 80}
     - health: {check: host}                       # the fleet report's row
     - health: {check: drift, rows: [...]}         # on the controller: rows -> drift
+    - health: {check: thresholds, hosts: "{{ ansible_play_hosts_all }}"}  # contacts nobody
 
 Tries every ``period`` seconds until the check passes or ``timeout`` seconds
 have gone by (``timeout: 0``, the default, tries once). The result has
@@ -23,6 +24,7 @@ from hlplay.modules.base import Arg, ArgError, Module, ModuleResult, TaskContext
 
 KINDS = (
     "reachable", "units", "unit_active", "disk", "memory", "load", "tcp", "http", "host", "drift",
+    "thresholds",
 )  # fmt: skip
 
 
@@ -41,12 +43,15 @@ class Health(Module):
         "mem_min": Arg("float", help="memory: available percent that is too little (default 10)"),
         "load_max": Arg("float", help="load: 1-minute load per CPU that is too much (default 2)"),
         "rows": Arg("list", help="drift: report rows (the host check's `row`)"),
+        "hosts": Arg("list", elements="str", help="thresholds: hosts to check (default: this)"),
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
         kind = str(args["check"])
         if kind == "drift":
             return _drift(args)
+        if kind == "thresholds":
+            return _thresholds(ctx, args)
         from hlplay.health.checks import CheckError, CheckTarget, run_check
         from hlplay.health.evaluate import unreachable
         from hlplay.health.thresholds import ThresholdError, thresholds_for
@@ -92,6 +97,28 @@ def _bounded(args: dict[str, Any], key: str, default: float, low: float, high: f
     if not low <= num <= high:
         raise ArgError(f"argument '{key}' must be between {low:g} and {high:g}, got {num:g}")
     return num
+
+
+def _thresholds(ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
+    """Every named host's thresholds, validated without contacting any host."""
+    from hlplay.health.thresholds import ThresholdError, thresholds_for
+
+    hostvars = ctx.vars.get("hostvars") or {}
+    flags = {k: args.get(k) for k in ("disk_max", "mem_min", "load_max")}
+    found: dict[str, dict[str, float]] = {}
+    for name in args.get("hosts") or [ctx.host.name]:
+        host_vars = ctx.vars if name == ctx.host.name else hostvars.get(name)
+        if host_vars is None:
+            return ModuleResult(failed=True, msg=f"thresholds: no host named {name!r}")
+        try:
+            found[name] = thresholds_for(host_vars, flags).to_dict()
+        except ThresholdError as exc:
+            return ModuleResult(failed=True, msg=f"host {name}: {exc}")
+    distinct = {tuple(t.values()) for t in found.values()}
+    msg = f"thresholds of {len(found)} host(s) are valid" + (
+        " (they differ between hosts)" if len(distinct) > 1 else ""
+    )
+    return ModuleResult(msg=msg, data={"check": "thresholds", "thresholds": found, "ok": True})
 
 
 def _drift(args: dict[str, Any]) -> ModuleResult:

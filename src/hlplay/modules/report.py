@@ -27,6 +27,16 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def write_report(dest: str, content: str) -> str | None:
+    """Write ``content`` to ``dest`` (its directory made as needed); a message when it cannot."""
+    try:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        Path(dest).write_text(content if content.endswith("\n") else content + "\n")
+    except OSError as exc:
+        return f"cannot write the report to {dest}: {exc.strerror or exc}"
+    return None
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
@@ -95,11 +105,13 @@ class Report(Module):
             args.get("summary"),
             sections,
         )
+        # a report is output, not a change: it is written in check mode too
         for key, content in (("dest", md), ("json_dest", json.dumps(doc, indent=2, default=str))):
             dest = args.get(key)
-            if dest and not ctx.check_mode:
-                Path(dest).parent.mkdir(parents=True, exist_ok=True)
-                Path(dest).write_text(content + ("\n" if not content.endswith("\n") else ""))
+            if dest:
+                problem = write_report(str(dest), content)
+                if problem:
+                    return ModuleResult(failed=True, msg=problem, data={"markdown": md})
         flag = args.get("fail_when_any")
         bad = [r for r in rows if flag and r.get(flag)]
         return ModuleResult(
