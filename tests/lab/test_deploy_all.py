@@ -75,6 +75,15 @@ def test_failed_activation_rolls_back_exactly_those_hosts(lab_factory) -> None:
     assert lab.profile_generations("test-db1") == [1]
     assert "rolled back" in run.stdout
     assert all(lab.current_generation(h) == 1 for h in PROD_HOSTS)
+    # lab status: each host's generation and health, and the tier's revision drift
+    status = lab.hlplay("lab", "status", "-i", str(lab.inventory))
+    assert status.returncode == 0, status.stdout + status.stderr
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    assert rows["test-db1"][3] == "1" and rows["test-web1"][3] == "2"
+    assert rows["test-db1"][-1] == rows["test-web1"][-1] == "ok"
+    assert rows["test-db1"][4] != rows["test-web1"][4]
+    assert re.search(r"^revision drift in tier test: \w{12}, \w{12}$", status.stdout, re.M)
+    assert "revision drift in tier prod" not in status.stdout
 
 
 def test_failed_health_gate_rolls_back(lab_factory) -> None:
