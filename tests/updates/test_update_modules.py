@@ -279,3 +279,31 @@ def test_nix_edit_and_nix_affected_on_the_lab_configuration(
     assert affected["hosts"] == ["test-web1", "prod-web1", "test-web2"]
     assert affected["unchanged"] == ["test-db1", "test-mon1"]
     assert affected["base"] == head
+
+
+def test_flake_update_moves_only_the_inputs_named(tmp_path: Path) -> None:
+    repo = tmp_path / "two"
+    repo.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "default.nix").write_text('{ v = "1"; }\n')
+    (repo / "flake.nix").write_text(
+        "{\n"
+        f'  inputs.a = {{ url = "path:{tmp_path / "a"}"; flake = false; }};\n'
+        f'  inputs.b = {{ url = "path:{tmp_path / "b"}"; flake = false; }};\n'
+        "  outputs = { self, a, b }: { };\n"
+        "}\n"
+    )
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "flake.nix")
+    subprocess.run(["nix", "flake", "lock", str(repo)], check=True, capture_output=True)
+    git(repo, "add", "flake.lock")
+    git(repo, "commit", "-qm", "init")
+    for name in ("a", "b"):
+        (tmp_path / name / "default.nix").write_text('{ v = "2"; }\n')
+
+    code, (res,) = play(tmp_path, [{"flake_update": {"repo": str(repo), "inputs": "a"}}])
+    assert code == 0, res
+    assert res["moved"] == ["a"] and [i["input"] for i in res["inputs"]] == ["a"]
+    code, (res,) = play(tmp_path, [{"flake_update": {"repo": str(repo)}}])
+    assert code == 0 and res["moved"] == ["a", "b"], res
