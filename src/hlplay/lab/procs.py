@@ -88,17 +88,26 @@ def running(pid_dir: Path) -> dict[str, int]:
     return out
 
 
-def stop_all(pid_dir: Path, timeout: float = 10.0) -> dict[str, str]:
-    """SIGTERM every lab process, SIGKILL what is left after ``timeout``; remove pid files."""
+def stop_all(
+    pid_dir: Path, timeout: float = 10.0, *, last: Sequence[str] = ("nats-server",)
+) -> dict[str, str]:
+    """SIGTERM every lab process, SIGKILL what is left after ``timeout``; remove pid files.
+
+    The processes named in ``last`` stop after the others are gone: a listener
+    stopping drains its NATS subscriptions, and with the server already gone it
+    would wait out its drain timeout instead.
+    """
     result: dict[str, str] = {}
     procs = running(pid_dir)
-    for name, pid in procs.items():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        result[name] = "stopped"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in procs.values()):
-        time.sleep(0.05)
+    first = {n: p for n, p in procs.items() if n not in last}
+    for group in (first, {n: p for n, p in procs.items() if n in last}):
+        for name, pid in group.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            result[name] = "stopped"
+        while time.monotonic() < deadline and any(alive(p) for p in group.values()):
+            time.sleep(0.05)
     for name, pid in procs.items():
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
