@@ -286,3 +286,36 @@ async def test_hosts_across_tiers_get_one_publish_per_tier(
     assert len(admin.last_subjects) == 2
     assert "deploy.test.all" in admin.last_subjects
     assert {o.status for o in out.values()} == {"completed"}
+
+
+async def test_a_listener_that_vanishes_mid_deploy_is_unreachable_a_slow_one_failed(
+    fleet_factory: Callable[..., NatsFleet],
+) -> None:
+    import signal
+
+    fleet = fleet_factory(make_inventory([("gone", "test", ()), ("slow", "test", ())]))
+    fleet.start_listeners()
+    transport = NatsTransport(replace(fleet.inventory_as("admin"), cache={}))
+    killed: list[str] = []
+
+    def on_progress(host: str, line: str) -> None:
+        # "gone" took the request and started: now its listener dies
+        if host == "gone" and not killed:
+            fleet.listeners["gone"].signal(signal.SIGKILL)
+            killed.append(host)
+
+    try:
+        out = await transport.deploy(
+            list(fleet.inventory.hosts.values()),
+            {"action": "switch", "revision": "main", "options": {"sleep": 6.0}},
+            timeout=3,
+            progress=on_progress,
+        )
+    finally:
+        await transport.close()
+    assert killed
+    assert out["gone"].status == "unreachable", out["gone"]
+    assert "went away during the deploy" in out["gone"].message
+    # still alive and still working: a slow deploy, not a vanished host
+    assert out["slow"].status == "failed", out["slow"]
+    assert out["slow"].error == "no_final_status"

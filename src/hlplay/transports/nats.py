@@ -558,6 +558,7 @@ class NatsTransport(Transport):
                 await nc.flush(timeout=5)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gather.done.wait(), timeout)
+            await self._probe_silent(gather)
             gather.expire(timeout)
         finally:
             self._gathers.discard(gather)
@@ -567,6 +568,47 @@ class NatsTransport(Transport):
             assert st.outcome is not None
             outcomes[host] = st.outcome
         return outcomes
+
+    async def _probe_silent(self, gather: _Gather) -> None:
+        """Tell a listener that vanished mid-deploy from one still working on it.
+
+        A host that started but sent no final status by the deadline is asked
+        for its facts: no answer means the listener is gone (unreachable, as a
+        dropped SSH connection is); an answer means the deploy is just slow.
+        """
+        silent = [
+            h
+            for h, st in gather.state.items()
+            if st.outcome is None and st.status is not None and h in self.inventory.hosts
+        ]
+        if not silent:
+            return
+
+        async def alive(name: str) -> bool:
+            try:
+                await self.facts(self.inventory.hosts[name], timeout=2.0)
+            except Unreachable:
+                return False
+            except Exception:  # any answer, even an odd one, comes from a live host
+                return True
+            return True
+
+        answers = await asyncio.gather(*(alive(h) for h in silent))
+        for name, up in zip(silent, answers, strict=True):
+            if up:
+                continue
+            st = gather.state[name]
+            target = gather.expected[name]
+            outcome = DeployOutcome(
+                host=name,
+                status="unreachable",
+                error=ErrorCode.UNREACHABLE.value,
+                message=f"the listener went away during the deploy (last: {st.status}"
+                + (f", {st.last_message}" if st.last_message else "")
+                + ")",
+            )
+            outcome.data = {"request_id": gather.request_id, "subject": target.subject}
+            gather.settle(name, outcome)
 
     async def _request(
         self,
