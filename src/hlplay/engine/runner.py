@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class PreparedPlay:
     vars_files: list[dict[str, Any]]
     name: str
     serial: list[int | str] = field(default_factory=list)
+    note: str = ""  # a warning to show when the play starts (e.g. a tier this fleet lacks)
 
 
 def batch_sizes(serial: Sequence[int | str], total: int) -> list[int]:
@@ -149,9 +151,29 @@ def _select(inventory: Inventory, pattern: str, limit: str | None, loc: Location
         return []
     from hlplay.inventory.patterns import apply_limit, select_hosts
 
-    names = select_hosts(inventory, text, location=loc)
+    try:
+        names = select_hosts(inventory, text, location=loc)
+    except SelectionError as exc:
+        if _only_tiers_or_roles(text):
+            raise _MissingTierOrRole(exc.message, exc.location or loc) from None
+        raise
     names = apply_limit(inventory, names, limit, location=loc)
     return [inventory.hosts[n] for n in names]
+
+
+_TIER_OR_ROLE = re.compile(
+    r"^[!&]?(tier_|role_)[A-Za-z0-9_-]+$|^[!&]?(tier|role)!?=[A-Za-z0-9_-]+$"
+)
+
+
+class _MissingTierOrRole(SelectionError):
+    """A play pattern of only tiers and roles, none of which this fleet has."""
+
+
+def _only_tiers_or_roles(pattern: str) -> bool:
+    """Whether every term of a host pattern names a tier or a role."""
+    terms = [t.strip() for t in re.split(r"[,:]", pattern) if t.strip()]
+    return bool(terms) and all(_TIER_OR_ROLE.match(t) for t in terms)
 
 
 def prepare_plays(
@@ -168,8 +190,15 @@ def prepare_plays(
             name = str(templar.render(play.name, scope)) if has_template(play.name) else play.name
         except TemplateFailure as exc:
             raise PlaybookError(exc.message, play.loc) from None
+        note = ""
         try:
             hosts = _select(inventory, pattern, options.limit, play.loc)
+        except _MissingTierOrRole as exc:
+            # A shipped playbook names the tiers and roles a fleet may have
+            # (deploy-all's tier_prod): one this fleet lacks leaves the play
+            # without hosts, said out loud, as Ansible warns and skips.
+            hosts = []
+            note = f"play '{name}': {exc.message}; the play has no hosts"
         except SelectionError as exc:
             raise SelectionError(exc.message, exc.location or play.loc) from None
         files: list[dict[str, Any]] = []
@@ -195,7 +224,11 @@ def prepare_plays(
             except TemplateFailure as exc:
                 raise PlaybookError(exc.message, play.loc) from None
             serial = parse_serial(rendered, play.loc)
-        out.append(PreparedPlay(play=play, hosts=hosts, vars_files=files, name=name, serial=serial))
+        out.append(
+            PreparedPlay(
+                play=play, hosts=hosts, vars_files=files, name=name, serial=serial, note=note
+            )
+        )
     return out
 
 
@@ -317,6 +350,8 @@ class Runner:
 
     async def run_play(self, prepared: PreparedPlay) -> None:
         play = prepared.play
+        if prepared.note:
+            self.warn(prepared.note)
         check = play.check_mode if play.check_mode is not None else self.options.check
         diff = play.diff if play.diff is not None else self.options.diff
         states = [self.state(h) for h in prepared.hosts]
