@@ -124,6 +124,9 @@ def test_flake_update_errors_and_nothing_to_do(tmp_path: Path, flake: Path) -> N
     code, (res,) = play(tmp_path, [{"flake_update": {"repo": str(flake), "inputs": ["up"]}}])
     assert code == 0 and not res["changed"] and res["msg"] == "no input moved"
     assert git(flake, "status", "--porcelain") == ""
+    # a repository that is not there is named, not reported as a missing nix
+    code, (res,) = play(tmp_path, [{"flake_update": {"repo": str(tmp_path / "gone")}}])
+    assert code == 2 and res["msg"] == f"{tmp_path / 'gone'}: no such repository"
 
 
 def test_update_commit_publishes_the_candidate_on_a_branch(tmp_path: Path, flake: Path) -> None:

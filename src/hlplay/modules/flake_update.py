@@ -40,6 +40,8 @@ def repo_dir(ctx: TaskContext, given: Any) -> Path:
     local = local_repo(flake)
     if local is None:
         raise HlplayError(f"{flake} is not a local repository: give 'repo'")
+    if not Path(local).is_dir():
+        raise HlplayError(f"{local}: no such repository")
     return Path(local)
 
 
