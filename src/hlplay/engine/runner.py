@@ -161,9 +161,10 @@ def _select(inventory: Inventory, pattern: str, limit: str | None, loc: Location
     return [inventory.hosts[n] for n in names]
 
 
-_TIER_OR_ROLE = re.compile(
-    r"^[!&]?(tier_|role_)[A-Za-z0-9_-]+$|^[!&]?(tier|role)!?=[A-Za-z0-9_-]+$"
-)
+# Only the implicit groups: they exist when some host has that tier or role, so a
+# playbook written for fleets in general may name one this fleet lacks. A
+# selector such as ``tier=staging`` is a choice and stays an error.
+_TIER_OR_ROLE = re.compile(r"^[!&]?(tier_|role_)[A-Za-z0-9_-]+$")
 
 
 class _MissingTierOrRole(SelectionError):
@@ -171,7 +172,7 @@ class _MissingTierOrRole(SelectionError):
 
 
 def _only_tiers_or_roles(pattern: str) -> bool:
-    """Whether every term of a host pattern names a tier or a role."""
+    """Whether every term of a host pattern is a ``tier_*`` or ``role_*`` group."""
     terms = [t.strip() for t in re.split(r"[,:]", pattern) if t.strip()]
     return bool(terms) and all(_TIER_OR_ROLE.match(t) for t in terms)
 
