@@ -125,3 +125,13 @@ def test_test_tier_first_and_a_failure_there_leaves_prod_alone(fleet) -> None:  
     fixed = deploy_all(inventory)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert [flake.current_generation(h) for h in TIERS] == [2, 2, 2]
+
+
+def test_a_fleet_with_only_a_test_tier_deploys(nix_flake) -> None:  # type: ignore[no-untyped-def]
+    nix_flake.set_host("web1", {"hello": "1.0"})
+    nix_flake.commit("v1")
+    inventory = nix_flake.write_inventory(["web1"])  # tier test only: no tier_prod group
+    run = deploy_all(inventory)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "skipping: no hosts matched" in play_section(run.stdout, "Deploy the prod tier")
+    assert nix_flake.current_generation("web1") == 1
