@@ -50,6 +50,8 @@ async def run_argv(
             start_new_session=True,
         )
     except FileNotFoundError:
+        if cwd is not None and not os.path.isdir(cwd):
+            return CommandResult(argv=args, rc=1, stderr=f"{cwd}: no such directory")
         return CommandResult(argv=args, rc=127, stderr=f"{args[0]}: command not found")
     except PermissionError:
         return CommandResult(argv=args, rc=126, stderr=f"{args[0]}: permission denied")
