@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from hlplay.proc import run_argv
@@ -25,7 +26,18 @@ async def test_a_timeout_kills_the_whole_process_group() -> None:
     assert "timed out after 0.5s" in res.stderr
     # the background child went with its group
     child = int(res.stdout.split()[0])
-    assert not Path(f"/proc/{child}").exists() or " Z " in Path(f"/proc/{child}/stat").read_text()
+    for _ in range(100):
+        if _gone(child):
+            break
+        await asyncio.sleep(0.05)
+    assert _gone(child)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 async def test_missing_program_and_missing_directory_say_which() -> None:
