@@ -26,7 +26,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "bootstrap: please install: ${need_pkgs[*]}" >&2
   fi
 fi
-[ -d /run/sshd ] || { mkdir -p /run/sshd 2>/dev/null || true; }
+# sshd refuses to start without its privilege-separation directory
+if [ ! -d /run/sshd ]; then
+  if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; else sudo -n mkdir -p /run/sshd 2>/dev/null || true; fi
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
