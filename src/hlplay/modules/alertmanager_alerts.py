@@ -18,14 +18,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
+from hlplay.modules._monitoring import MonitoringQuery
+from hlplay.modules.base import Arg
 
 
-class AlertmanagerAlerts(Module):
+class AlertmanagerAlerts(MonitoringQuery):
     name = "alertmanager_alerts"
     summary = "List Alertmanager alerts (/api/v2/alerts); fail when any is firing."
     supports_check = True
     controller_side = True
+    service = "Alertmanager"
+    setting = "alertmanager_url"
+    reading = "alerts"
+    fail_arg = "fail_on_firing"
     args: ClassVar[dict[str, Arg]] = {
         "url": Arg(
             "str", help="Alertmanager base URL (default: hlplay.monitoring.alertmanager_url)"
@@ -36,32 +41,19 @@ class AlertmanagerAlerts(Module):
         "fail_on_firing": Arg("bool", default=True, help="fail when an alert is firing"),
     }
 
-    async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
-        from hlplay.health.http import UrlError
+    async def query(self, url: str, args: dict[str, Any], timeout: float) -> Any:
         from hlplay.health.monitoring import alertmanager_alerts
 
-        url = args.get("url") or ctx.inventory.settings.monitoring.alertmanager_url
-        if not url:
-            return ModuleResult(
-                skipped=True, msg="no Alertmanager URL (hlplay.monitoring.alertmanager_url)"
+        return await alertmanager_alerts(
+            url,
+            severity=args.get("severity") or None,
+            labels=args.get("labels") or None,
+            timeout=timeout,
+        )
+
+    def describe(self, report: Any) -> str:
+        if report.firing:
+            return f"{len(report.firing)} alert(s) firing: " + ", ".join(
+                a["alertname"] for a in report.firing
             )
-        try:
-            rep = await alertmanager_alerts(
-                str(url),
-                severity=args.get("severity") or None,
-                labels=args.get("labels") or None,
-                timeout=max(0.1, float(args.get("timeout") or 10.0)),
-            )
-        except UrlError as exc:
-            return ModuleResult(failed=True, msg=str(exc))
-        data = {**rep.to_dict(), "markdown": rep.markdown()}
-        if rep.error is not None:
-            msg = f"cannot read Alertmanager alerts: {rep.error}"
-        elif rep.firing:
-            msg = f"{len(rep.firing)} alert(s) firing: " + ", ".join(
-                a["alertname"] for a in rep.firing
-            )
-        else:
-            msg = f"no firing alerts ({len(rep.alerts)} in all)"
-        fail = args.get("fail_on_firing", True) is not False
-        return ModuleResult(failed=fail and not rep.ok, msg=msg, data=data)
+        return f"no firing alerts ({len(report.alerts)} in all)"

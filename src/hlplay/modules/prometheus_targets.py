@@ -17,14 +17,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
+from hlplay.modules._monitoring import MonitoringQuery
+from hlplay.modules.base import Arg
 
 
-class PrometheusTargets(Module):
+class PrometheusTargets(MonitoringQuery):
     name = "prometheus_targets"
     summary = "List Prometheus scrape targets (/api/v1/targets); fail when any is down."
     supports_check = True
     controller_side = True
+    service = "Prometheus"
+    setting = "prometheus_url"
+    reading = "targets"
+    fail_arg = "fail_on_down"
     args: ClassVar[dict[str, Arg]] = {
         "url": Arg("str", help="Prometheus base URL (default: hlplay.monitoring.prometheus_url)"),
         "job": Arg("list", elements="str", help="only targets of these jobs"),
@@ -33,32 +38,16 @@ class PrometheusTargets(Module):
         "fail_on_down": Arg("bool", default=True, help="fail when a target is down"),
     }
 
-    async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
-        from hlplay.health.http import UrlError
+    async def query(self, url: str, args: dict[str, Any], timeout: float) -> Any:
         from hlplay.health.monitoring import prometheus_targets
 
-        url = args.get("url") or ctx.inventory.settings.monitoring.prometheus_url
-        if not url:
-            return ModuleResult(
-                skipped=True, msg="no Prometheus URL (hlplay.monitoring.prometheus_url)"
+        return await prometheus_targets(
+            url, job=args.get("job") or None, labels=args.get("labels") or None, timeout=timeout
+        )
+
+    def describe(self, report: Any) -> str:
+        if report.down:
+            return f"{len(report.down)} of {len(report.targets)} targets down: " + ", ".join(
+                f"{t['job']}/{t['instance']}" for t in report.down
             )
-        try:
-            rep = await prometheus_targets(
-                str(url),
-                job=args.get("job") or None,
-                labels=args.get("labels") or None,
-                timeout=max(0.1, float(args.get("timeout") or 10.0)),
-            )
-        except UrlError as exc:
-            return ModuleResult(failed=True, msg=str(exc))
-        data = {**rep.to_dict(), "markdown": rep.markdown()}
-        if rep.error is not None:
-            msg = f"cannot read Prometheus targets: {rep.error}"
-        elif rep.down:
-            msg = f"{len(rep.down)} of {len(rep.targets)} targets down: " + ", ".join(
-                f"{t['job']}/{t['instance']}" for t in rep.down
-            )
-        else:
-            msg = f"{len(rep.targets)} targets, all up"
-        fail = args.get("fail_on_down", True) is not False
-        return ModuleResult(failed=fail and not rep.ok, msg=msg, data=data)
+        return f"{len(report.targets)} targets, all up"
