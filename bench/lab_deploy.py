@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,13 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hlplay.lab.layout import copy_inventory
+from hlplay.natsserver import free_port
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hlplay(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,12 +74,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     opts = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hlplay-bench-lab-"))
-    inv = root / "inventory" / "lab"
-    shutil.copytree(REPO / "inventory" / "lab", inv)
-    nats, ssh = free_port(), free_port()
-    for path in inv.rglob("*.yml"):
-        text = re.sub(r"\b4322\b", str(nats), path.read_text())
-        path.write_text(re.sub(r"\b4323\b", str(ssh), text))
+    inv = copy_inventory(REPO / "inventory" / "lab", root, free_port(), free_port())
     up = hlplay(root, "lab", "up", "-i", str(inv))
     if up.returncode != 0:
         sys.exit(f"lab up failed:\n{up.stdout}\n{up.stderr}")

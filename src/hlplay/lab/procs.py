@@ -14,6 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hlplay.natsserver import port_open
+
 
 def start(
     name: str,
@@ -120,21 +122,10 @@ def stop_all(
 
 
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> bool:
-    import socket
-
+    """Whether something listens on ``host:port`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        if port_open(host, port):
             return True
         time.sleep(0.02)
     return False
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
