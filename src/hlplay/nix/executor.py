@@ -48,11 +48,10 @@ from hlplay.agent import executor as agent_executor
 from hlplay.agent.executor import CommandRunner, ExecContext, ExecResult, Executor
 from hlplay.nix import flakeref, health, system
 from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
-from hlplay.protocol.messages import DeployRequest, ErrorCode
+from hlplay.protocol.messages import BUILD_ACTIONS, Action, DeployRequest, ErrorCode
 from hlplay.transports.base import CommandResult
 
-BUILD_ACTIONS = ("build", "diff", "switch", "boot", "test", "dry-activate")
-ACTIONS = (*BUILD_ACTIONS, "rollback", "noop")
+ACTIONS = (*BUILD_ACTIONS, Action.ROLLBACK.value, Action.NOOP.value)
 CONFIRM_MODES = ("wait", "canary", "none")
 MAX_CONFIRM_TIMEOUT = 3600.0
 DEFAULT_DIFF_LINES = 400

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hlplay.agent.executor import CommandRunner
+from hlplay.protocol.messages import ACTIVATE_ACTIONS
 from hlplay.transports.base import CommandResult
 
-ACTIVATE_ACTIONS = ("switch", "boot", "test", "dry-activate")
 STORE_PATH_RE = re.compile(r"^/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]+$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")

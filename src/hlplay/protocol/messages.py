@@ -21,11 +21,32 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 
+
+class Action(StrEnum):
+    """The deploy vocabulary: every action a request may carry, declared once."""
+
+    SWITCH = "switch"
+    BOOT = "boot"
+    TEST = "test"
+    DRY_ACTIVATE = "dry-activate"
+    BUILD = "build"
+    DIFF = "diff"
+    ROLLBACK = "rollback"
+    CONFIRM = "confirm"
+    NOOP = "noop"
+
+
 #: Actions of homelab-deploy, which every listener understands.
-BASE_ACTIONS = ("switch", "boot", "test", "dry-activate")
+BASE_ACTIONS: tuple[str, ...] = (Action.SWITCH, Action.BOOT, Action.TEST, Action.DRY_ACTIVATE)
 #: Actions hlplay's listener adds.
-EXTRA_ACTIONS = ("build", "diff", "rollback", "confirm", "noop")
-ACTIONS = BASE_ACTIONS + EXTRA_ACTIONS
+EXTRA_ACTIONS: tuple[str, ...] = tuple(a.value for a in Action if a.value not in BASE_ACTIONS)
+ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
+#: Actions that activate a built system (``switch-to-configuration <action>``).
+ACTIVATE_ACTIONS: tuple[str, ...] = BASE_ACTIONS
+#: Actions that build the host's system first.
+BUILD_ACTIONS: tuple[str, ...] = (Action.BUILD, Action.DIFF, *BASE_ACTIONS)
+#: Actions that set the system profile (a new generation).
+PROFILE_ACTIONS: tuple[str, ...] = (Action.SWITCH, Action.BOOT)
 
 #: Statuses that end a request for one host.
 FINAL_STATUSES = frozenset({"rejected", "completed", "failed"})
@@ -92,7 +113,7 @@ def validate_revision(revision: object) -> str:
         )
     if revision.startswith("-"):
         raise ProtocolError(ErrorCode.INVALID_REVISION, "revision must not start with '-'")
-    if not REVISION_RE.match(revision) or ".." in revision:
+    if not REVISION_RE.fullmatch(revision) or ".." in revision:
         raise ProtocolError(
             ErrorCode.INVALID_REVISION,
             "revision may contain only letters, digits and . _ / + @ - (no '..')",
@@ -101,7 +122,7 @@ def validate_revision(revision: object) -> str:
 
 
 def is_subject_token(name: str) -> bool:
-    return bool(SUBJECT_TOKEN_RE.match(name))
+    return bool(SUBJECT_TOKEN_RE.fullmatch(name))
 
 
 def is_reply_subject(subject: object) -> bool:
@@ -109,7 +130,7 @@ def is_reply_subject(subject: object) -> bool:
     return (
         isinstance(subject, str)
         and 0 < len(subject) <= REPLY_SUBJECT_MAX
-        and bool(REPLY_SUBJECT_RE.match(subject))
+        and bool(REPLY_SUBJECT_RE.fullmatch(subject))
     )
 
 
