@@ -249,6 +249,7 @@ class NixExecutor(Executor):
             failed=claim.new,
             action=claim.action,
             env=_activation_env(ctx),
+            systemd=await system.has_systemd(ctx.runner),
         )
         data = {"rolled_back": out.ok, "rollback": out.to_dict()}
         if out.ok and to is not None:
@@ -284,6 +285,7 @@ class NixExecutor(Executor):
             action="switch",
             env=_activation_env(ctx),
             timeout=opts.activate_timeout,
+            systemd=await system.has_systemd(ctx.runner),
         )
         records = await system.read_deployments(
             ctx.runner, system.record_file(ctx.profile, ctx.state_dir)
@@ -337,6 +339,8 @@ class _Run:
         self.action = request.action
         self.env = _activation_env(ctx)
         self.data: dict[str, Any] = {"action": self.action, "revision": request.revision}
+        self.systemd: bool | None = None  # learnt before the first activation
+        self.back_to: Generation | None = None
         build_on = ctx.options.get("build_on", "host")
         if build_on not in ("host", "controller"):
             raise NixOpError("build_on must be 'host' or 'controller'")
@@ -360,20 +364,32 @@ class _Run:
         except NixOpError as exc:
             return self.fail(ErrorCode.BUILD_FAILED, exc.message)
         self.data["path"] = new_path
-        changed = before is None or before.path != new_path
+        running = await self.running_system()
+        profile_differs = before is None or before.path != new_path
+        # What runs now is what an activation changes; the profile is what boots.
+        running_differs = running != new_path if running is not None else profile_differs
+        if self.action == "switch":
+            changed = running_differs or profile_differs
+        elif self.action == "boot":
+            changed = profile_differs
+        else:
+            changed = running_differs
         self.data["changed"] = changed
+        # A profile ahead of (or behind) the running system: roll back to what runs.
+        self.back_to = self.rollback_target(gens, before, running, new_path)
 
         if self.action == "build":
             return ExecResult(True, None, f"built {new_path}", self.data)
         if self.action == "diff":
-            await self.add_diff(before, new_path, required=True)
+            await self.add_diff(self.diff_base(before, running), new_path, required=True)
             summary = self.data.get("diff_summary") or ("changes" if changed else "no changes")
             return ExecResult(True, None, str(summary), self.data)
 
         if not changed:
-            assert before is not None
+            if before is None:
+                return ExecResult(True, None, f"the running system is {new_path}", self.data)
             self.data["generation"] = before.number
-            if self.action in ("switch", "boot"):
+            if self.action in ("switch", "boot") and not profile_differs:
                 # The running system is exactly what this revision builds: record
                 # it, so that revision drift reports only real differences.
                 await system.record_deployment(
@@ -387,7 +403,7 @@ class _Run:
                 True, None, f"generation {before.number} already runs {new_path}", self.data
             )
         if self.opts.diff:
-            await self.add_diff(before, new_path, required=False)
+            await self.add_diff(self.diff_base(before, running), new_path, required=False)
         if self.build_on == "controller":
             await self.copy(new_path)
 
@@ -399,6 +415,50 @@ class _Run:
                 return self.fail(ErrorCode.ACTIVATION_FAILED, _failed("dry-activate", res))
             return ExecResult(True, None, "dry activation succeeded", self.data)
         return await self.activate_and_guard(gens, before, new_path)
+
+    # -- the running system ------------------------------------------------------
+
+    async def running_system(self) -> str | None:
+        """The running toplevel (``/run/current-system`` resolved), or None where there is none.
+
+        The location is the context option ``current_system`` (tests point it
+        at a symlink of their own).
+        """
+        where = self.ctx.options.get("current_system", system.CURRENT_SYSTEM)
+        if not isinstance(where, str) or not where:
+            raise NixOpError("current_system must be a path")
+        running = await system.resolve_existing(self.runner, where)
+        if running is not None:
+            self.data["running_path"] = running
+        return running
+
+    @staticmethod
+    def diff_base(before: Generation | None, running: str | None) -> str | None:
+        return running if running is not None else (before.path if before else None)
+
+    @staticmethod
+    def rollback_target(
+        gens: list[Generation], before: Generation | None, running: str | None, new_path: str
+    ) -> Generation | None:
+        """The generation a failed activation returns to.
+
+        The one that runs, when the profile holds it (newest first); else the
+        profile's current generation, unless that is the new system itself —
+        then the one before it.
+        """
+        if running is not None:
+            for gen in reversed(gens):
+                if gen.path == running and gen.path != new_path:
+                    return gen
+        if before is not None and before.path == new_path:
+            return system.previous_of(gens, before.number)
+        return before
+
+    async def uses_systemd(self) -> bool:
+        if self.systemd is None:
+            self.systemd = await system.has_systemd(self.runner)
+            self.data["systemd_run"] = self.systemd
+        return self.systemd
 
     # -- steps -----------------------------------------------------------------
 
@@ -431,7 +491,7 @@ class _Run:
 
         await system.copy_closure(runner, path, store, timeout=self.opts.build_timeout)
 
-    async def add_diff(self, before: Generation | None, new_path: str, *, required: bool) -> None:
+    async def add_diff(self, old_path: str | None, new_path: str, *, required: bool) -> None:
         """Put the closure diff (JSON, text, summary) into the result data."""
         try:
             from hlplay.nix.closure import closure_from_path_info_json
@@ -441,14 +501,14 @@ class _Run:
             after = closure_from_path_info_json(
                 await system.path_info_json(new_runner, new_path), root=new_path
             )
-            if before is not None:
+            if old_path is not None:
                 old = closure_from_path_info_json(
-                    await system.path_info_json(self.runner, before.path), root=before.path
+                    await system.path_info_json(self.runner, old_path), root=old_path
                 )
             else:
                 old = _empty_closure()
             diff = diff_closures(
-                old, after, before_label=None if before is not None else "(no system)"
+                old, after, before_label=None if old_path is not None else "(no system)"
             )
             text = diff.render_text()
             lines = text.splitlines()
@@ -467,17 +527,36 @@ class _Run:
                 raise NixOpError(f"closure diff failed: {exc}") from None
 
     async def activate(self, path: str) -> CommandResult:
-        await self.ctx.progress(f"switch-to-configuration {self.action}")
-        return await system.switch_to_configuration(
-            self.runner, path, self.action, env=self.env, timeout=self.opts.activate_timeout
+        unit = system.activation_unit_name() if await self.uses_systemd() else None
+        if unit is not None:
+            self.data["activation_unit"] = unit
+        await self.ctx.progress(
+            f"switch-to-configuration {self.action}" + (f" (unit {unit})" if unit else "")
         )
+        res = await system.switch_to_configuration(
+            self.runner,
+            path,
+            self.action,
+            env=self.env,
+            timeout=self.opts.activate_timeout,
+            unit=unit,
+        )
+        self.data["activation_rc"] = None if res.timed_out else res.rc
+        return res
 
     async def activate_and_guard(
         self, gens: list[Generation], before: Generation | None, new_path: str
     ) -> ExecResult:
         ctx = self.ctx
         new_gen: Generation | None = None
-        if self.action in ("switch", "boot"):
+        keep_profile = before is not None and before.path == new_path
+        if keep_profile:
+            # The profile already holds this system (a `boot` or `test` ran it
+            # before): activate it, and leave the generation alone.
+            assert before is not None
+            self.data["generation"] = before.number
+        elif self.action in ("switch", "boot"):
+            await system.check_nixos_toplevel(self.runner, new_path)
             await system.set_profile(self.runner, ctx.profile, new_path)
             new_gen = await system.current_generation(self.runner, ctx.profile)
             if new_gen is not None:
@@ -495,9 +574,32 @@ class _Run:
                 )
         elif before is not None:
             self.data["generation"] = before.number
+        before = self.back_to
 
         res = await self.activate(new_path)
-        if res.rc != 0:
+        units_failed = (
+            res.rc == system.EXIT_UNITS_FAILED
+            and not res.timed_out
+            and self.action in ("switch", "test")
+        )
+        if units_failed:
+            # The new system is active; some of its units are not. The health
+            # gate decides; without one, this is a failed deploy (deploy-rs).
+            names = system.failed_units(res)
+            self.data.update(units_failed=True, failed_units=names)
+            await ctx.progress(
+                "switch-to-configuration: some units failed"
+                + (f" ({', '.join(names)})" if names else "")
+            )
+            if not self.opts.health:
+                back = await self.roll_back(before, new_gen)
+                return self.fail(
+                    ErrorCode.ACTIVATION_FAILED,
+                    f"{_failed(self.action, res)}; units failed"
+                    + (f": {', '.join(names)}" if names else "")
+                    + f" and no health check vouches for the new system; {back.message}",
+                )
+        elif res.rc != 0:
             back = await self.roll_back(before, new_gen)
             return self.fail(
                 ErrorCode.ACTIVATION_FAILED,
@@ -530,8 +632,14 @@ class _Run:
     def success_message(self) -> str:
         gen = self.data.get("generation")
         if self.action == "test":
-            return f"activated {self.data['path']} (test: the profile is unchanged)"
-        return f"switched to generation {gen}"
+            text = f"activated {self.data['path']} (test: the profile is unchanged)"
+        else:
+            text = f"switched to generation {gen}"
+        if self.data.get("units_failed"):
+            names = self.data.get("failed_units") or []
+            text += " (some units failed" + (f": {', '.join(names)}" if names else "")
+            text += "; the health checks passed)"
+        return text
 
     async def await_confirmation(
         self, before: Generation | None, new_gen: Generation | None, timeout: float
@@ -628,6 +736,7 @@ class _Run:
             action=self.action,
             env=self.env,
             timeout=self.opts.activate_timeout,
+            systemd=await self.uses_systemd(),
         )
         self.data["rolled_back"] = out.ok
         self.data["rollback"] = out.to_dict()

@@ -310,12 +310,125 @@ async def delete_generation(
 # -- activation --------------------------------------------------------------
 
 
-def activation_argv(toplevel: str, action: str, env: Mapping[str, str] | None = None) -> list[str]:
+#: Where systemd keeps its runtime state: present exactly when systemd is PID 1
+#: (``sd_booted(3)``), the test nixos-rebuild-ng makes before using systemd-run.
+SYSTEMD_RUN_DIR = "/run/systemd/system"
+#: The running system on a NixOS host (``readlink -f`` gives its toplevel).
+CURRENT_SYSTEM = "/run/current-system"
+#: Variables systemd-run forwards by name (``-E NAME`` without a value passes the
+#: caller's value, if it has one), as nixos-rebuild-ng does.
+SYSTEMD_RUN_PASS_ENV = ("LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER")
+UNIT_PREFIX = "hlplay-switch-to-configuration-"
+UNIT_RE = re.compile(r"^[A-Za-z0-9:_.@-]{1,200}$")
+
+#: switch-to-configuration's exit status when the new system *is* active but some
+#: units failed to start, restart or reload (switch-to-configuration-ng sets
+#: ``exit_code = 4`` and prints "warning: the following units failed: …").
+EXIT_UNITS_FAILED = 4
+_FAILED_UNITS_RE = re.compile(r"the following units failed: (.+)$", re.MULTILINE)
+
+
+def activation_unit_name(unique: str | None = None) -> str:
+    """A transient unit name no other activation uses: a switch never interleaves."""
+    import uuid
+
+    name = UNIT_PREFIX + (unique or uuid.uuid4().hex[:16])
+    if not UNIT_RE.match(name):
+        raise NixOpError(f"invalid unit name {name!r}")
+    return name
+
+
+def activation_argv(
+    toplevel: str,
+    action: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    unit: str | None = None,
+) -> list[str]:
+    """The command that runs ``<toplevel>/bin/switch-to-configuration <action>``.
+
+    With ``unit`` (hosts running systemd) it runs under ``systemd-run`` in a
+    transient service of that name, as nixos-rebuild-ng does: the activation
+    lives in its own cgroup, so it runs to completion when the caller (an SSH
+    session, a listener the new system restarts) dies. ``--pipe`` keeps its
+    output and exit status on the caller's side while it lives.
+    """
     if action not in ACTIVATE_ACTIONS:
         raise NixOpError(f"unknown activation action {action!r}")
     if not toplevel.startswith("/") or "\n" in toplevel:
         raise NixOpError(f"invalid system path {toplevel!r}")
-    return [*env_prefix(env), f"{toplevel}/bin/switch-to-configuration", action]
+    command = [f"{toplevel}/bin/switch-to-configuration", action]
+    if unit is None:
+        return [*env_prefix(env), *command]
+    if not UNIT_RE.match(unit):
+        raise NixOpError(f"invalid unit name {unit!r}")
+    given = env_prefix(env)[1:]  # validated K=V
+    named = {kv.split("=", 1)[0] for kv in given}
+    argv = ["systemd-run"]
+    for name in SYSTEMD_RUN_PASS_ENV:
+        if name not in named:
+            argv += ["-E", name]
+    for kv in given:
+        argv += ["-E", kv]
+    argv += [
+        "--collect",
+        "--no-ask-password",
+        "--pipe",
+        "--quiet",
+        "--service-type=exec",
+        f"--unit={unit}",
+    ]
+    return [*argv, *command]
+
+
+async def has_systemd(runner: CommandRunner, *, timeout: float | None = QUICK_TIMEOUT) -> bool:
+    """Whether systemd runs the host (``test -d /run/systemd/system``, through the runner)."""
+    res = await runner(["test", "-d", SYSTEMD_RUN_DIR], timeout)
+    return res.rc == 0
+
+
+RESOLVE_SCRIPT = 'test -e "$1" && readlink -f -- "$1"'
+
+
+async def resolve_existing(
+    runner: CommandRunner, path: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> str | None:
+    """Where ``path`` leads (``readlink -f``), or None when it does not exist."""
+    if not path.startswith("/") or any(c in path for c in "\n\r\0"):
+        raise NixOpError(f"invalid path {path!r}")
+    res = await runner(["sh", "-c", RESOLVE_SCRIPT, "hlplay-resolve", path], timeout)
+    target = res.stdout.strip() if res.rc == 0 else ""
+    return target or None
+
+
+NIXOS_TOPLEVEL_SCRIPT = 'test ! -e "$1/init" || test -e "$1/nixos-version"'
+
+
+async def check_nixos_toplevel(
+    runner: CommandRunner, path: str, *, timeout: float | None = QUICK_TIMEOUT
+) -> None:
+    """Refuse a NixOS-looking toplevel (it has ``init``) without ``nixos-version``.
+
+    A real toplevel always has both; one with ``init`` but no ``nixos-version``
+    is not a system to point the boot profile at. Toplevels without ``init``
+    (hlplay's test systems) are not NixOS systems and pass unchecked.
+    """
+    check_store_path(path)
+    res = await runner(["sh", "-c", NIXOS_TOPLEVEL_SCRIPT, "hlplay-check", path], timeout)
+    if res.rc != 0:
+        raise NixOpError(f"{path} has an init but no nixos-version: not a NixOS system", res)
+
+
+def failed_units(result: CommandResult) -> list[str]:
+    """The units switch-to-configuration names as failed ("the following units failed: …")."""
+    out: list[str] = []
+    for text in (result.stderr, result.stdout):
+        for m in _FAILED_UNITS_RE.finditer(text):
+            for name in m.group(1).split(","):
+                name = name.strip()
+                if name and name not in out:
+                    out.append(name)
+    return out
 
 
 async def switch_to_configuration(
@@ -325,9 +438,14 @@ async def switch_to_configuration(
     *,
     env: Mapping[str, str] | None = None,
     timeout: float | None = DEFAULT_ACTIVATE_TIMEOUT,
+    unit: str | None = None,
 ) -> CommandResult:
-    """Run ``<toplevel>/bin/switch-to-configuration <action>``; the result, never raises."""
-    return await runner(activation_argv(toplevel, action, env), timeout)
+    """Run ``<toplevel>/bin/switch-to-configuration <action>``; the result, never raises.
+
+    ``unit``: run it under systemd-run in that transient unit (see
+    :func:`activation_argv`).
+    """
+    return await runner(activation_argv(toplevel, action, env, unit=unit), timeout)
 
 
 @dataclass
@@ -352,13 +470,15 @@ async def roll_back(
     action: str = "switch",
     env: Mapping[str, str] | None = None,
     timeout: float | None = DEFAULT_ACTIVATE_TIMEOUT,
+    systemd: bool = False,
 ) -> RollbackOutcome:
     """Return the host to generation ``to`` and re-activate it with ``action``.
 
     ``action`` is the one the failed step used: ``switch`` and ``boot`` point
     the profile back at ``to`` (and drop the ``failed`` generation, as
     deploy-rs does, so a later ``--rollback`` never lands on it); ``test``
-    left the profile alone and only re-activates what it holds.
+    left the profile alone and only re-activates what it holds. ``systemd``:
+    re-activate under systemd-run, in a unit of its own.
     """
     if to is None:
         return RollbackOutcome(False, message="no previous generation to roll back to")
@@ -369,7 +489,10 @@ async def roll_back(
                 # a leftover generation is untidy, not unsafe
                 with contextlib.suppress(NixOpError):
                     await delete_generation(runner, profile, failed, timeout=QUICK_TIMEOUT)
-        res = await switch_to_configuration(runner, to.path, action, env=env, timeout=timeout)
+        unit = activation_unit_name() if systemd else None
+        res = await switch_to_configuration(
+            runner, to.path, action, env=env, timeout=timeout, unit=unit
+        )
     except NixOpError as exc:
         return RollbackOutcome(False, to.number, to.path, f"rollback failed: {exc.message}")
     if res.rc != 0:
