@@ -1,6 +1,10 @@
 """Run a program as an argument vector (never through a shell), with a timeout.
 
 Used by the local transport, the listener's executors and the Nix layer.
+:class:`CommandResult` (what running a program gives back) and
+:data:`CommandRunner` (the signature of something that runs one) live here,
+at the bottom, so every layer above can use them; ``hlplay.transports.base``
+re-exports ``CommandResult`` for the transports and their callers.
 """
 
 from __future__ import annotations
@@ -11,8 +15,26 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from hlplay.transports.base import CommandResult
+__all__ = ["CommandResult", "CommandRunner", "LineCallback", "run_argv"]
+
+
+@dataclass
+class CommandResult:
+    """One program's run: its argv, exit code, output, and whether it timed out."""
+
+    argv: list[str]
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    duration: float = 0.0
+
+
+# Something that runs an argument vector with a timeout (``run_argv`` fits, and
+# so does a fake in tests): (argv, timeout) -> result.
+CommandRunner = Callable[[Sequence[str], float | None], Awaitable[CommandResult]]
 
 LineCallback = Callable[[str], Awaitable[None]]
 

@@ -25,7 +25,7 @@ from hlplay.playbook.templating import TemplateFailure, Vars
 from hlplay.transports.base import NotSupported, Transport, Unreachable
 
 if TYPE_CHECKING:
-    from hlplay.engine.runner import Runner
+    from hlplay.engine.services import RunServices
     from hlplay.engine.state import HostState, PlayContext
 
 CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified"
@@ -89,9 +89,9 @@ def _number(value: Any, what: str) -> float:
 
 
 class TaskExecutor:
-    """Runs tasks for a :class:`Runner`; one per run."""
+    """Runs tasks for the run's :class:`~hlplay.engine.services.RunServices` (the Runner)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: RunServices) -> None:
         self.runner = runner
         self.templar = runner.templar
         self.bus = runner.bus

@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hlplay.engine.runner import Runner
+    from hlplay.engine.services import PlayDriver
     from hlplay.engine.state import HostState, PlayContext
 
-Strategy = Callable[["Runner", "PlayContext", "Sequence[HostState]"], Awaitable[None]]
+# A strategy is handed the run as a PlayDriver (the Runner is one), not the
+# Runner itself, so this module does not import the runner that imports it.
+Strategy = Callable[["PlayDriver", "PlayContext", "Sequence[HostState]"], Awaitable[None]]
 
 
-async def _sections(runner: Runner, pc: PlayContext, hosts: Sequence[HostState]) -> None:
+async def _sections(runner: PlayDriver, pc: PlayContext, hosts: Sequence[HostState]) -> None:
     for _, items in pc.play.sections():
         await runner.run_items(pc, items, hosts, False)
         if runner.stopping:
@@ -31,11 +33,11 @@ async def _sections(runner: Runner, pc: PlayContext, hosts: Sequence[HostState])
         await runner.flush_handlers(pc, hosts)
 
 
-async def linear(runner: Runner, pc: PlayContext, batch: Sequence[HostState]) -> None:
+async def linear(runner: PlayDriver, pc: PlayContext, batch: Sequence[HostState]) -> None:
     await _sections(runner, pc, batch)
 
 
-async def free(runner: Runner, pc: PlayContext, batch: Sequence[HostState]) -> None:
+async def free(runner: PlayDriver, pc: PlayContext, batch: Sequence[HostState]) -> None:
     await asyncio.gather(*(_sections(runner, pc, [hs]) for hs in batch))
 
 

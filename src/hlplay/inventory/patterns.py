@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from hlplay.errors import Location, SelectionError, did_you_mean
+from hlplay.inventory.members import derive_members as derive_members  # re-exported
 from hlplay.inventory.model import Inventory
+from hlplay.inventory.variables import host_variable
 
 ATTR_RE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?P<op>!=|=)(?P<value>.*)$")
 SUBSCRIPT_RE = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
@@ -210,8 +212,6 @@ class _Matcher:
             known = list(hosts)
             what = "host name"
         else:
-            from hlplay.inventory.variables import host_variable
-
             hit = []
             seen: dict[str, None] = {}
             has_key = False
@@ -259,34 +259,6 @@ class _Matcher:
                 f"'{term.text}': range is out of range ('{term.body}' has {len(hosts)} hosts)"
             )
         return picked
-
-
-def derive_members(inv: Inventory) -> dict[str, list[str]]:
-    """Group members of an inventory built in code rather than by the loader."""
-    order = {h: i for i, h in enumerate(inv.hosts)}
-    members: dict[str, set[str]] = {}
-
-    def of(name: str, seen: frozenset[str]) -> set[str]:
-        got = members.get(name)
-        if got is None:
-            group = inv.groups[name]
-            got = {h for h in group.hosts if h in order}
-            for child in group.children:
-                if child in inv.groups and child not in seen:
-                    got |= of(child, seen | {child})
-            members[name] = got
-        return got
-
-    for name in inv.groups:
-        of(name, frozenset({name}))
-    grouped = set().union(*(m for g, m in members.items() if g not in ("all", "ungrouped")))
-    members["all"] = set(order)
-    members.setdefault("ungrouped", set()).update(h for h in order if h not in grouped)
-    for host in inv.hosts.values():
-        members.setdefault(f"tier_{host.tier}", set()).add(host.name)
-        for role in host.roles:
-            members.setdefault(f"role_{role}", set()).add(host.name)
-    return {g: sorted(hs, key=order.__getitem__) for g, hs in members.items()}
 
 
 def _as_text(value: Any) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hlplay.errors import Location, OptionsError, SelectionError, did_you_mean
+from hlplay.inventory.members import derive_members
 from hlplay.inventory.model import Inventory
 from hlplay.inventory.names import VAR_RE, type_name
 
@@ -57,8 +58,6 @@ def _group_chain(inventory: Inventory, host: str) -> list[str]:
 
 
 def _derive_chains(inventory: Inventory) -> dict[str, list[str]]:
-    from hlplay.inventory.patterns import derive_members
-
     members = inventory.members or derive_members(inventory)
     parents: dict[str, list[str]] = {}
     for name, group in inventory.groups.items():

@@ -22,6 +22,8 @@ from typing import Any
 
 from hlplay.errors import HlplayError
 from hlplay.nix.closure import Closure, closure
+from hlplay.nix.render import render_bytes
+from hlplay.nix.render import render_text as _render_text
 from hlplay.nix.storepath import pname_version
 from hlplay.nix.version import compare_versions, sort_versions
 
@@ -116,14 +118,10 @@ class ClosureDiff:
 
     def render_text(self, color: bool = False, *, header: bool = True) -> str:
         """nvd's text: sections of numbered rows and the closing ``Closure size:`` line."""
-        from hlplay.nix.render import render_text
-
-        return render_text(self, color=color, header=header)
+        return _render_text(self, color=color, header=header)
 
     def summary(self) -> str:
         """One line for recaps: ``3 upgraded, 1 added, 0 removed, +3.1MiB``."""
-        from hlplay.nix.render import render_bytes
-
         if self.is_empty:
             return "no changes"
         parts = [f"{self.count(UPGRADED)} upgraded"]

@@ -9,15 +9,67 @@
     Added packages:
     [A.]  #1  libfoo   1.2
     Closure size: 1200 -> 1204 (12 paths added, 8 paths removed, delta +4, disk usage +3.1MiB)
+
+This module sits below :mod:`hlplay.nix.diff`: it renders anything shaped like
+a diff (:class:`DiffView`, :class:`RowView`, which ``ClosureDiff`` and
+``PackageRow`` are) and imports nothing from it, so ``diff`` can import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from hlplay.nix.diff import ClosureDiff, PackageRow
+
+class RowView(Protocol):
+    """One package row, as the text needs it (``hlplay.nix.diff.PackageRow``)."""
+
+    @property
+    def pname(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def selection(self) -> str: ...
+    @property
+    def before(self) -> tuple[str, ...]: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def selected(self) -> bool: ...
+    @property
+    def versions(self) -> tuple[str, ...]: ...
+
+
+class DiffView(Protocol):
+    """A closure diff, as the text needs it (``hlplay.nix.diff.ClosureDiff``)."""
+
+    @property
+    def before_label(self) -> str: ...
+    @property
+    def after_label(self) -> str: ...
+    @property
+    def changes(self) -> Sequence[RowView]: ...
+    @property
+    def selection(self) -> Sequence[RowView]: ...
+    @property
+    def added(self) -> Sequence[RowView]: ...
+    @property
+    def removed(self) -> Sequence[RowView]: ...
+    @property
+    def has_package_changes(self) -> bool: ...
+    @property
+    def before_paths(self) -> int: ...
+    @property
+    def after_paths(self) -> int: ...
+    @property
+    def paths_added(self) -> int: ...
+    @property
+    def paths_removed(self) -> int: ...
+    @property
+    def delta(self) -> int: ...
+    @property
+    def disk_usage_delta(self) -> int: ...
+
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -102,7 +154,7 @@ def _versions_text(versions: Sequence[str], colour: bool, cut: int | None, right
     return ", ".join(items)
 
 
-def _section(title: str, rows: Sequence[PackageRow], colour: bool) -> list[str]:
+def _section(title: str, rows: Sequence[RowView], colour: bool) -> list[str]:
     if not rows:
         return []
     lines = [title]
@@ -133,7 +185,7 @@ def _section(title: str, rows: Sequence[PackageRow], colour: bool) -> list[str]:
     return lines
 
 
-def closure_line(diff: ClosureDiff) -> str:
+def closure_line(diff: DiffView) -> str:
     """The closing line: ``Closure size: 1200 -> 1204 (12 paths added, …)``."""
     return (
         f"Closure size: {diff.before_paths} -> {diff.after_paths} "
@@ -142,7 +194,7 @@ def closure_line(diff: ClosureDiff) -> str:
     )
 
 
-def render_text(diff: ClosureDiff, *, color: bool = False, header: bool = True) -> str:
+def render_text(diff: DiffView, *, color: bool = False, header: bool = True) -> str:
     """The whole diff as text, ending in a newline."""
     lines: list[str] = []
     if header:

@@ -15,6 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hlplay.inventory.model import Host
+from hlplay.proc import CommandResult
+
+# CommandResult lives in hlplay.proc (the bottom layer); it is re-exported here
+# so ``from hlplay.transports.base import CommandResult`` keeps working.
+__all__ = [
+    "CommandResult",
+    "DeployOutcome",
+    "NotSupported",
+    "ProgressCallback",
+    "Transport",
+    "Unreachable",
+]
 
 
 class Unreachable(Exception):
@@ -23,16 +35,6 @@ class Unreachable(Exception):
 
 class NotSupported(Exception):
     """The transport cannot do this (e.g. arbitrary commands over NATS)."""
-
-
-@dataclass
-class CommandResult:
-    argv: list[str]
-    rc: int
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    duration: float = 0.0
 
 
 # A progress callback for long actions: receives one line of output at a time.
