@@ -2,8 +2,9 @@
 #
 # The listener subscribes to its NATS subjects (deploy.<tier>.<hostname>,
 # deploy.<tier>.all, deploy.<tier>.role.<role>, deploy.discover) and runs
-# deploy requests through an executor: `nixos-rebuild <action> --flake
-# <flakeUrl>?ref=<revision>#<hostname>` by default.
+# deploy requests through hlplay's one host-side pipeline (the `nix`
+# executor): build <flakeUrl>?ref=<revision>#<hostname>, diff its closure,
+# activate, health gate, confirm or roll back.
 #
 # Every option below except enable, package and extraArgs is one flag of
 # `hlplay listen`; the table is ./flags.nix, which the tests check against the
@@ -23,16 +24,10 @@ let
 
   # Where activation runs decides how tight the sandbox can be.
   #
-  # nixos-rebuild runs switch-to-configuration in a transient unit of its own
-  # (systemd-run --unit=nixos-rebuild-switch-to-configuration), started by
-  # PID 1 and so outside this service's sandbox. What runs in here is only
-  # evaluation, builds handed to nix-daemon, and setting the system profile:
-  # the file system can be read-only but for the profiles.
-  #
-  # The nix executor runs switch-to-configuration as a child of the
-  # listener, inside this service: activation writes /etc, /boot, /var, home
+  # The nix executor activates from this service (and its magic-rollback
+  # watchdog rolls back from it): activation writes /etc, /boot, /var, home
   # directories, sysctls and setuid wrappers, so those protections must stay
-  # off for it.
+  # off for it. Only `noop`, which changes nothing, gets the strict sandbox.
   activatesInService = cfg.executor == "nix";
 
   # The seed is handed over with LoadCredential: it stays readable by root
@@ -107,13 +102,14 @@ in
     };
 
     executor = mkOption {
-      type = types.enum [ "nixos-rebuild" "nix" "noop" ];
-      default = "nixos-rebuild";
+      type = types.enum [ "nix" "noop" ];
+      default = "nix";
       description = ''
-        What performs a request: `nixos-rebuild`; `nix` (build, closure diff,
-        activation, health gate, automatic rollback); `noop` (changes nothing).
-        With `nix` the service runs with fewer file system protections (see
-        the module source): activation happens inside it.
+        What performs a request: `nix`, the one pipeline every hlplay host
+        runs (build, closure diff, activation, health gate, magic rollback);
+        `noop` changes nothing (tests, benchmarks). With `nix` the service
+        runs with fewer file system protections (see the module source):
+        activation happens from it.
       '';
     };
 
@@ -207,19 +203,28 @@ in
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
 
-      # A switch must not restart the listener that runs it: stopping it
-      # would kill the deploy (its nixos-rebuild is in this cgroup) before the
-      # final status is sent. A new listener takes over at the next restart
-      # or boot.
+      # A switch must not restart or stop the listener that runs it: that
+      # would kill the deploy before the final status is sent. A new listener
+      # takes over at the next restart or boot. nixpkgs' system.autoUpgrade
+      # service says the same.
       restartIfChanged = false;
+      unitConfig.X-StopOnRemoval = false;
 
+      # A unit's PATH holds only what is listed here. Everything the
+      # pipeline runs: nix and nix-env, sh (its small state scripts), setsid
+      # (the watchdog outlives the request), timeout, readlink, stat, find
+      # and grep (facts), systemctl and systemd-run, git and ssh (fetches).
       path = [
         config.nix.package
         config.systemd.package # systemd-run, systemctl
+        pkgs.bash # sh
+        pkgs.util-linux # setsid
+        pkgs.coreutils
+        pkgs.findutils
+        pkgs.gnugrep
         pkgs.git # flake fetches
         pkgs.openssh # git+ssh flake URLs
-        pkgs.coreutils
-      ] ++ lib.optional (cfg.executor == "nixos-rebuild") config.system.build.nixos-rebuild;
+      ];
 
       environment = {
         # Flake fetches cache under $HOME; keep that in the state directory.

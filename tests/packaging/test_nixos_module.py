@@ -65,6 +65,10 @@ let
       git = "/nix/store/git";
       openssh = "/nix/store/openssh";
       coreutils = "/nix/store/coreutils";
+      bash = "/nix/store/bash";
+      util-linux = "/nix/store/util-linux";
+      findutils = "/nix/store/findutils";
+      gnugrep = "/nix/store/gnugrep";
     };
     config = {
       services.hlplay-listener = cfg;
@@ -92,6 +96,7 @@ in {
   execStart = service.serviceConfig.ExecStart;
   serviceConfig = builtins.removeAttrs service.serviceConfig [ "ExecStart" ];
   restartIfChanged = service.restartIfChanged;
+  unitConfig = service.unitConfig or { };
   path = service.path;
 }
 """
@@ -219,7 +224,8 @@ def test_exec_start_is_a_valid_listen_command_line(
 
 
 def test_service_is_hardened_for_a_root_deploy_agent(tmp_path: Path) -> None:
-    sc = _evaluate(tmp_path, SAMPLE)["serviceConfig"]
+    # The strict sandbox is for a listener that activates nothing (noop).
+    sc = _evaluate(tmp_path, {**SAMPLE, "executor": "noop"})["serviceConfig"]
     assert sc["User"] == "root" and "DynamicUser" not in sc
     for key in (
         "NoNewPrivileges", "ProtectHome", "PrivateTmp", "LockPersonality", "RestrictRealtime",
@@ -242,6 +248,21 @@ def test_nix_executor_keeps_what_in_service_activation_needs(tmp_path: Path) -> 
         assert key not in sc, key
     assert sc["LockPersonality"] is True and sc["PrivateTmp"] is True
     assert "/nix/store/nixos-rebuild" not in result["path"]
+
+
+def test_the_default_listener_runs_the_nix_pipeline_with_what_it_calls(tmp_path: Path) -> None:
+    # What a NixOS operator gets with no executor option: the one pipeline,
+    # a PATH with every program it runs (a unit's PATH has nothing else), and
+    # a service that a switch neither restarts nor stops, as nixpkgs'
+    # system.autoUpgrade service.
+    result = _evaluate(tmp_path, SAMPLE)
+    argv = _exec_argv(result["execStart"])
+    assert argv[argv.index("--executor") + 1] == "nix" if "--executor" in argv else True
+    assert "ProtectSystem" not in result["serviceConfig"]
+    for pkg in ("nix", "systemd", "bash", "util-linux", "coreutils", "findutils", "gnugrep"):
+        assert f"/nix/store/{pkg}" in result["path"], pkg
+    assert result["restartIfChanged"] is False
+    assert result["unitConfig"]["X-StopOnRemoval"] is False
 
 
 def test_a_seed_in_the_store_is_refused(tmp_path: Path) -> None:

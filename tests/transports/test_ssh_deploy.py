@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 import time
 from pathlib import Path
 
 import pytest
 
-from fixtures.nix import NixTestFlake
+from fixtures.nix import NixTestFlake, nix_system
 from fixtures.sshd import Sshd, SshLab
 from hlplay.transports.ssh import SshTransport
 from realparts import NIX_CONFIG
@@ -108,50 +107,62 @@ def _processes_with(arg: str) -> list[int]:
     return found
 
 
-def _fake_nixos_rebuild(bin_dir: Path, log: Path) -> None:
-    # nixos-rebuild needs a NixOS host; this stand-in on the remote PATH records
-    # the argument vector it was given and fails for one revision.
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    script = bin_dir / "nixos-rebuild"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "$@" > {log}\n'
-        'case "$*" in *broken*) echo "error: attribute missing" >&2; exit 1;; esac\n'
-        'case "$*" in *hang*) exec sleep 41.7;; esac\n'
-        'echo "building the system configuration..."\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+HANG_FLAKE = r"""
+{
+  outputs = { self }: {
+    nixosConfigurations.ssh-hang.config.system.build.toplevel = derivation {
+      name = "nixos-system-ssh-hang";
+      system = "@SYSTEM@";
+      builder = "/bin/sh";
+      PATH = "/usr/bin:/bin";
+      args = [ "-c" "sleep 41.7; mkdir $out" ];
+    };
+  };
+}
+"""
 
 
-async def test_nixos_rebuild_runs_on_the_host_as_an_argument_vector(
+async def test_the_default_pipeline_builds_on_the_host_and_a_timeout_ends_it_there(
     ssh_lab_session: SshLab, tmp_path: Path
 ) -> None:
-    bin_dir, log = tmp_path / "bin", tmp_path / "argv.log"
-    _fake_nixos_rebuild(bin_dir, log)
+    # No hlplay_executor: the default pipeline (nix build, diff, activate) runs
+    # on the host over SSH. A broken revision fails with Nix's own words; a
+    # build that hangs times out and the host's timeout(1) ends it there.
+    conf = tmp_path / "nix.conf"
+    conf.write_text(NIX_CONFIG)
+    flake = tmp_path / "hang-flake"
+    flake.mkdir()
+    (flake / "flake.nix").write_text(HANG_FLAKE.replace("@SYSTEM@", nix_system()))
+    git = ["git", "-C", str(flake), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    import subprocess
+
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "flake.nix"], check=True)
+    subprocess.run([*git, "commit", "-qm", "hang"], check=True)
     server = ssh_lab_session.start(
-        "ssh-rebuild", netns=False, set_env={"PATH": f"{bin_dir}:/usr/bin:/bin"}
+        "ssh-hang", netns=False, set_env={"NIX_USER_CONF_FILES": str(conf)}
     )
-    flake = "git+https://git.example.org/fleet.git"
-    host = ssh_lab_session.host(server, vars={"hlplay_flake": flake})
+    host = ssh_lab_session.host(
+        server,
+        name="ssh-hang",
+        vars={
+            "hlplay_flake": f"git+file://{flake}",
+            "hlplay_profile": str(tmp_path / "profiles" / "system"),
+            "hlplay_state_dir": str(tmp_path / "state"),
+        },
+    )
     t = SshTransport(ssh_lab_session.inventory([host]))
     try:
-        ok = await t.deploy([host], {"action": "boot", "revision": "release/2024.05"})
-        assert ok[host.name].status == "completed", ok[host.name]
-        assert log.read_text().splitlines() == [
-            "boot",
-            "--flake",
-            f"{flake}?ref=release/2024.05#ssh-rebuild",
-        ]
-        bad = await t.deploy([host], {"action": "switch", "revision": "broken"})
-        assert bad[host.name].status == "failed"
-        assert "error: attribute missing" in bad[host.name].message
-        # A hung nixos-rebuild: the deploy times out and the host kills it.
-        hung = await t.deploy([host], {"action": "switch", "revision": "hang"}, timeout=1)
+        bad = await t.deploy([host], {"action": "switch", "revision": "no-such-branch"})
+        assert bad[host.name].status == "failed", bad[host.name]
+        assert bad[host.name].error == "build_failed"
+        assert bad[host.name].data["executor"] == "nix"
+        hung = await t.deploy([host], {"action": "switch", "revision": "HEAD"}, timeout=3)
         assert (hung[host.name].status, hung[host.name].error) == ("failed", "timeout")
-        deadline = time.monotonic() + 3
-        while _processes_with("41.7") and time.monotonic() < deadline:
+        deadline = time.monotonic() + 5
+        while _processes_with("sleep 41.7; mkdir $out") and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert _processes_with("41.7") == []
+        assert _processes_with("sleep 41.7; mkdir $out") == []
     finally:
         await t.close()
 

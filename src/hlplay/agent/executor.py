@@ -70,9 +70,10 @@ class Executor(ABC):
         return {}
 
 
-#: name -> "module:Class", imported on use.
+#: The pipeline every host runs unless told otherwise: listener, SSH and local.
+DEFAULT_EXECUTOR = "nix"
+#: name -> "module:Class", imported on use. ``noop`` changes nothing (benchmarks, tests).
 EXECUTORS: dict[str, str] = {
-    "nixos-rebuild": "hlplay.agent.nixos_rebuild:NixosRebuildExecutor",
     "nix": "hlplay.nix.executor:NixExecutor",
     "noop": "hlplay.agent.noop:NoopExecutor",
 }

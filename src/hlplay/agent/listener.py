@@ -90,7 +90,7 @@ class ListenerConfig:
     flake: str = "."
     profile: str = DEFAULT_PROFILE
     toplevel_attr: str = DEFAULT_TOPLEVEL_ATTR
-    executor: str = "nixos-rebuild"
+    executor: str = "nix"
     timeout: float = 3600.0
     subjects: SubjectTemplates = field(default_factory=SubjectTemplates)
     state_dir: str | None = None

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hlplay.agent.executor import DEFAULT_EXECUTOR, EXECUTORS
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 
 ENV = "HLPLAY_LISTEN_"
@@ -52,9 +53,10 @@ def _opt(name: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("toplevel-attr", default=DEFAULT_TOPLEVEL_ATTR, help="Flake attribute of the system.")
 @_opt(
     "executor",
-    default="nixos-rebuild",
-    type=click.Choice(["nixos-rebuild", "nix", "noop"]),
-    help="What performs a deploy.",
+    default=DEFAULT_EXECUTOR,
+    type=click.Choice(list(EXECUTORS)),
+    help="What performs a deploy: nix (build, diff, activate, health gate, roll back) "
+    "or noop (changes nothing).",
 )
 @_opt("timeout", default=3600.0, type=float, help="Seconds a run may take before it is ended.")
 @_opt("subject-host", default=DEFAULTS.host, help="Subject template for this host.")

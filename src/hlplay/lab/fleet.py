@@ -79,8 +79,6 @@ def _listener_argv(layout: LabLayout, inventory: Inventory, host: Host) -> list[
         str(layout.config),
         "--profile",
         str(layout.profile(host.name)),
-        "--executor",
-        "nix",
         "--state-dir",
         str(layout.state_dir(host.name)),
         "--units-dir",

@@ -320,8 +320,9 @@ def _deployer(ctx: TaskContext, flake: str | None) -> Any:
 
 
 def _flake_of(ctx: TaskContext) -> str:
-    v = ctx.exec_host.vars.get("hlplay_flake")
-    return str(v) if v else ctx.inventory.settings.nix.flake
+    from hlplay.inventory.hostsettings import host_settings
+
+    return host_settings(ctx.inventory, ctx.exec_host).flake
 
 
 async def _head_revision(ctx: TaskContext, flake: str) -> str:

@@ -1,8 +1,8 @@
 """Deploy to ``transport: local`` hosts: the Nix executor in-process, commands run here.
 
 The lab and the tests keep several "hosts" on one machine, each with a
-profile, state directory and flake of its own, read from host variables as
-the SSH transport reads them:
+profile, state directory and flake of its own, read from the host's merged
+variables (host, group and ``all`` vars alike), as the SSH transport reads them:
 
 ``hlplay_profile``, ``hlplay_state_dir``, ``hlplay_flake``,
 ``hlplay_toplevel_attr``, ``hlplay_executor_options`` (a mapping that becomes
@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from hlplay.agent.executor import ExecContext, ExecResult
+from hlplay.inventory.hostsettings import HostSettings, host_settings
 from hlplay.inventory.model import Host, Inventory
 from hlplay.nix.executor import NixExecutor, local_runner
 from hlplay.protocol.messages import DeployRequest, ProtocolError
@@ -38,15 +39,15 @@ class LocalDeployer:
         self.inventory = inventory
         self.flake = flake  # overrides every host's flake (the module's ``flake`` argument)
         self.executor = NixExecutor()
+        self._settings: dict[str, HostSettings] = {}
 
     def context(self, host: Host, progress: ProgressCallback | None = None) -> ExecContext:
-        nix = self.inventory.settings.nix
-        v = host.vars
-        options = v.get("hlplay_executor_options") or {}
-        options = dict(options) if isinstance(options, Mapping) else {}
+        settings = self._settings.get(host.name)
+        if settings is None:
+            settings = host_settings(self.inventory, host)
+            self._settings[host.name] = settings
+        options = settings.context_options()
         options.setdefault("confirm_mode", "canary")
-        if v.get("hlplay_units_dir") and "units_dir" not in options:
-            options["units_dir"] = str(v["hlplay_units_dir"])
 
         async def report(line: str) -> None:
             if progress is not None:
@@ -54,17 +55,16 @@ class LocalDeployer:
                 if inspect.isawaitable(maybe):
                     await maybe
 
-        state_dir = v.get("hlplay_state_dir")
         return ExecContext(
             hostname=host.name,
             tier=host.tier,
             roles=tuple(host.roles),
             runner=local_runner,
-            flake=str(self.flake or v.get("hlplay_flake") or nix.flake),
-            profile=str(v.get("hlplay_profile") or nix.profile),
-            toplevel_attr=str(v.get("hlplay_toplevel_attr") or nix.toplevel_attr),
+            flake=self.flake or settings.flake,
+            profile=settings.profile,
+            toplevel_attr=settings.toplevel_attr,
             progress=report,
-            state_dir=str(state_dir) if state_dir else None,
+            state_dir=settings.state_dir,
             options=options,
         )
 

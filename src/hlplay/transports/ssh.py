@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hlplay.inventory.hostsettings import merged_vars
 from hlplay.inventory.model import Host, Inventory
 from hlplay.transports.base import (
     CommandResult,
@@ -48,13 +49,14 @@ log = logging.getLogger("hlplay.transports.ssh")
 DEFAULT_MAX_CHANNELS = 8
 KEEPALIVE_INTERVAL = 15.0
 KEEPALIVE_COUNT_MAX = 3
-DEFAULT_EXECUTOR = "nixos-rebuild"
 # How long past a command's timeout the controller waits for the host's own
 # timeout(1) to report, before it gives up on the channel.
 TIMEOUT_GRACE = 5.0
 # What a timeout(1) that fired looks like: it kills its whole process group,
 # itself included (-9), or reports 124 / 128+9 where it survives.
-REMOTE_TIMEOUT_RCS = frozenset({-9, 124, 128 + 9})
+REMOTE_TIMEOUT_RCS = frozenset({-9, -15, 124, 128 + 9, 128 + 15})
+# How long a command may take to stop after the TERM of its timeout.
+TERM_GRACE = 3.0
 # AES-GCM first: cryptography seals a whole packet in one call, where
 # asyncssh builds chacha20-poly1305 from per-packet primitives (measured: the
 # largest cost of a command on a warm connection). All three are AEAD ciphers.
@@ -93,7 +95,7 @@ class SshTransport(Transport):
         """The host's variables with its groups' (``hlplay_*`` settings live there too)."""
         cached = self._vars.get(host.name)
         if cached is None:
-            cached = _merged_vars(self.inventory, host)
+            cached = merged_vars(self.inventory, host)
             self._vars[host.name] = cached
         return cached
 
@@ -238,8 +240,10 @@ class SshTransport(Transport):
             # The host enforces the time limit itself: OpenSSH ignores signal
             # requests for root sessions, and closing the channel leaves a
             # command that does not write running. timeout(1) kills the
-            # command's whole process group.
-            words = ["timeout", "-s", "KILL", _seconds(timeout), *words]
+            # command's whole process group: TERM first, so that nix can stop
+            # the builders it started in sessions of their own (a KILL leaves
+            # them running), then KILL whatever is left.
+            words = ["timeout", "-k", _seconds(TERM_GRACE), "-s", "TERM", _seconds(timeout), *words]
         if become or host.ssh.become:
             user = host.ssh.user or getpass.getuser()
             target = host.ssh.become_user
@@ -389,7 +393,7 @@ class SshTransport(Transport):
             outcome.error, outcome.message = "invalid_request", str(exc)
             return outcome
         # Every command gets the time left, so that when the wait below gives
-        # up, the host's timeout(1) ends a hung nixos-rebuild there too.
+        # up, the host's timeout(1) ends a hung build there too.
         try:
             # Connecting first tells an unreachable host from a failed deploy.
             await self._connection(host)
@@ -469,16 +473,16 @@ class SshTransport(Transport):
         progress: ProgressCallback | None = None,
         deadline: float | None = None,
     ) -> tuple[Executor, ExecContext]:
-        from hlplay.agent.executor import ExecContext, load_executor
+        from hlplay.agent.executor import DEFAULT_EXECUTOR, ExecContext, load_executor
+        from hlplay.inventory.hostsettings import host_settings
 
-        hvars = self.host_vars(host)
+        settings = host_settings(self.inventory, host, self.host_vars(host))
         executor = self._executors.get(host.name)
         if executor is None:
             # One executor per host for the transport's life, as a listener
             # keeps one for its own: what it learns about the host carries over.
-            executor = load_executor(str(hvars.get("hlplay_executor") or DEFAULT_EXECUTOR))
+            executor = load_executor(settings.executor or DEFAULT_EXECUTOR)
             self._executors[host.name] = executor
-        nix = self.inventory.settings.nix
 
         async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
             if deadline is not None:
@@ -494,22 +498,17 @@ class SshTransport(Transport):
                 if inspect.isawaitable(maybe):
                     await maybe
 
-        raw_options = hvars.get("hlplay_executor_options") or {}
-        options = dict(raw_options) if isinstance(raw_options, Mapping) else {}
-        if hvars.get("hlplay_units_dir"):
-            options.setdefault("units_dir", str(hvars["hlplay_units_dir"]))
-        state_dir = hvars.get("hlplay_state_dir")
         ctx = ExecContext(
             hostname=host.name,
             tier=host.tier,
             roles=tuple(host.roles),
             runner=runner,
-            flake=str(hvars.get("hlplay_flake") or nix.flake),
-            profile=str(hvars.get("hlplay_profile") or nix.profile),
-            toplevel_attr=str(hvars.get("hlplay_toplevel_attr") or nix.toplevel_attr),
+            flake=settings.flake,
+            profile=settings.profile,
+            toplevel_attr=settings.toplevel_attr,
             progress=report,
-            state_dir=str(state_dir) if state_dir else None,
-            options=options,
+            state_dir=settings.state_dir,
+            options=settings.context_options(),
         )
         return executor, ctx
 
@@ -665,14 +664,6 @@ def _text(data: bytes | str | None) -> str:
     if isinstance(data, str):
         return data
     return data.decode("utf-8", "replace")
-
-
-def _merged_vars(inventory: Inventory, host: Host) -> dict[str, Any]:
-    from hlplay.inventory.variables import host_variables
-
-    if host.name not in inventory.hosts:  # a host made up by the caller
-        return dict(host.vars)
-    return host_variables(inventory, host.name)
 
 
 def _max_channels(hvars: Mapping[str, Any]) -> int:
