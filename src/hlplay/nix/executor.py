@@ -31,7 +31,13 @@ context has a confirmation waiter, else ``canary``), ``build_on``
 building on the controller), ``nix_sshopts``, ``activation_env`` (variables
 for ``switch-to-configuration``), ``units_dir`` (hosts without systemd: unit
 state files for ``unit_active`` checks), ``backstop_grace`` (seconds the
-watchdog behind a waiting listener adds to the window, default 30).
+watchdog behind a waiting listener adds to the window, default 30),
+``current_system`` (the running system's link, default ``/run/current-system``).
+
+Activation follows nixos-rebuild-ng (docs/nix.md, "Activation semantics"):
+under ``systemd-run`` in a transient unit where the host runs systemd; exit 4
+(the system switched, units failed) is left to the health gate, and without
+one fails the host and rolls back; "unchanged" compares with what runs.
 """
 
 from __future__ import annotations
