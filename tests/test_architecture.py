@@ -29,11 +29,6 @@ ROOT = SRC / "hlplay"
 # an entry here that no longer lies on a cycle fails the second: delete it then.
 KNOWN: frozenset[tuple[str, str]] = frozenset(
     {
-        # agent <-> transports: agent.executor and agent.listener take CommandResult
-        # from transports.base (it lives in hlplay.proc now: import it from there);
-        # transports.ssh runs the listener's executors (agent.executor) for deploys.
-        ("agent", "transports"),
-        ("transports", "agent"),
         # engine <-> report: engine.api always builds the JSON document with
         # report.jsonreport.JsonCollector, and the reporters read engine.events.
         # Fix: the collector into engine, or run_playbook above both.

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hlplay.proc import CommandRunner
 from hlplay.protocol.messages import DeployRequest, ErrorCode
-from hlplay.transports.base import CommandResult
 
-#: Runs an argument vector on the host: (argv, timeout) -> result.
-CommandRunner = Callable[[Sequence[str], float | None], Awaitable[CommandResult]]
 #: Reports one progress line (the listener rate-limits what it publishes).
 Progress = Callable[[str], Awaitable[None]]
 #: Waits up to the given seconds for the controller's confirmation; True if confirmed.

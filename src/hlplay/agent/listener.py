@@ -34,7 +34,7 @@ from hlplay.agent.executor import ExecContext, ExecResult, Executor, load_execut
 from hlplay.agent.facts import collect_facts
 from hlplay.errors import HlplayError
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
-from hlplay.proc import run_argv
+from hlplay.proc import CommandResult, run_argv
 from hlplay.protocol.messages import (
     DeployRequest,
     DeployResponse,
@@ -50,7 +50,6 @@ from hlplay.protocol.subjects import (
     listener_subjects,
     template_problem,
 )
-from hlplay.transports.base import CommandResult
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

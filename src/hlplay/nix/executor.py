@@ -51,9 +51,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hlplay.agent import executor as agent_executor
-from hlplay.agent.executor import CommandRunner, ExecContext, ExecResult, Executor
+from hlplay.agent.executor import ExecContext, ExecResult, Executor
 from hlplay.nix import flakeref, health, system
 from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
+from hlplay.proc import CommandRunner
 from hlplay.protocol.messages import BUILD_ACTIONS, Action, DeployRequest, ErrorCode
 from hlplay.transports.base import CommandResult
 
@@ -368,7 +369,10 @@ class _Run:
         try:
             new_path = await self.build()
         except NixOpError as exc:
-            return self.fail(ErrorCode.BUILD_FAILED, exc.message)
+            timed_out = exc.result is not None and exc.result.timed_out
+            return self.fail(
+                ErrorCode.TIMEOUT if timed_out else ErrorCode.BUILD_FAILED, exc.message
+            )
         self.data["path"] = new_path
         running = await self.running_system()
         profile_differs = before is None or before.path != new_path

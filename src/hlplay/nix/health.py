@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hlplay.agent.executor import CommandRunner
+from hlplay.proc import CommandRunner
 
 KINDS = ("unit_active", "tcp", "http", "path_exists")
 SIDES = ("host", "controller")

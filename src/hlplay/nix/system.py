@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hlplay.agent.executor import CommandRunner
+from hlplay.proc import CommandRunner
 from hlplay.protocol.messages import ACTIVATE_ACTIONS
 from hlplay.transports.base import CommandResult
 
