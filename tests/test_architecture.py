@@ -48,10 +48,6 @@ KNOWN: frozenset[tuple[str, str]] = frozenset(
         ("modules", "playbook"),
         ("modules", "health"),
         ("health", "modules"),
-        # cli <-> mcpserver: cli.mcp_cmd starts the server, mcpserver.tools reuses
-        # cli.nix_cmd. Fix: the shared piece out of cli.
-        ("cli", "mcpserver"),
-        ("mcpserver", "cli"),
     }
 )
 

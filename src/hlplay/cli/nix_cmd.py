@@ -115,122 +115,6 @@ def diff(
         sys.exit(code)
 
 
-async def _resolve_revision(inv: Any, revision: str | None) -> str:
-    from hlplay import gitrepo
-    from hlplay.nix.flakeref import local_repo
-    from hlplay.protocol.messages import ProtocolError, validate_revision
-
-    if revision is not None:
-        try:
-            return validate_revision(revision)
-        except ProtocolError as exc:
-            raise OptionsError(f"--revision {revision!r}: {exc.message}") from None
-    repo = local_repo(inv.settings.nix.flake)
-    if repo is None:
-        return "HEAD"
-    try:
-        return await gitrepo.resolve(repo)
-    except gitrepo.GitError as exc:
-        raise OptionsError(f"cannot resolve HEAD of the flake: {exc}") from None
-
-
-async def deploy_all(
-    inv: Any, hosts: Sequence[str], request: dict[str, Any], timeout: float
-) -> dict[str, Any]:
-    """Send ``request`` to every host through its transport (local hosts in-process)."""
-    import asyncio
-
-    from hlplay.nix.local import LocalDeployer
-    from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
-
-    local = [inv.hosts[h] for h in hosts if inv.hosts[h].transport == "local"]
-    remote = [inv.hosts[h] for h in hosts if inv.hosts[h].transport != "local"]
-    jobs: list[Any] = []
-    if local:
-        jobs.append(LocalDeployer(inv).deploy(local, request, timeout=timeout))
-    pool = None
-    if remote:
-        from hlplay.transports.factory import TransportPool
-
-        pool = TransportPool(inv)
-        by_kind: dict[str, list[Any]] = {}
-        for h in remote:
-            by_kind.setdefault(h.transport, []).append(h)
-        for kind, group in by_kind.items():
-
-            async def one(kind: str = kind, group: list[Any] = group) -> dict[str, Any]:
-                try:
-                    transport = pool.for_kind(kind)
-                    return await transport.deploy(group, request, timeout=timeout)
-                except (NotSupported, Unreachable) as exc:
-                    status = "unreachable" if isinstance(exc, Unreachable) else "failed"
-                    return {h.name: DeployOutcome(h.name, status, None, str(exc)) for h in group}
-
-            jobs.append(one())
-    try:
-        # every job runs to its end before an error goes up: a task abandoned while
-        # it starts a process can hang the event loop's shutdown for good
-        parts = await asyncio.gather(*jobs, return_exceptions=True)
-    finally:
-        if pool is not None:
-            await pool.close()
-    out: dict[str, Any] = {}
-    for part in parts:
-        if isinstance(part, BaseException):
-            raise part
-        out.update(part)
-    return out
-
-
-async def diff_hosts(
-    inv: Any, hosts: Sequence[str], revision: str | None, timeout: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build ``hosts`` at ``revision`` and diff each against what it runs; nothing is activated.
-
-    Returns the document ``hlplay diff PATTERN --json`` prints (``revision``,
-    ``hosts``, ``summary``) and each host's raw :class:`DeployOutcome`.
-    """
-    import uuid
-
-    rev = await _resolve_revision(inv, revision)
-    request = {"action": "diff", "revision": rev, "id": uuid.uuid4().hex, "options": {}}
-    outcomes = await deploy_all(inv, hosts, request, timeout)
-    failed = unreachable = changed = 0
-    doc: dict[str, Any] = {"revision": rev, "hosts": {}}
-    for name in hosts:
-        o = outcomes.get(name)
-        if o is None or o.status != "completed":
-            status = o.status if o is not None else "failed"
-            if status == "unreachable":
-                unreachable += 1
-            else:
-                failed += 1
-            message = o.message if o is not None else "no answer"
-            error = o.error if o is not None else "internal"
-            doc["hosts"][name] = {"status": status, "error": error, "message": message}
-            continue
-        data = o.data
-        is_changed = bool(data.get("changed"))
-        changed += is_changed
-        doc["hosts"][name] = {
-            "status": "changed" if is_changed else "unchanged",
-            "generation": data.get("old_generation"),
-            "current": data.get("old_path"),
-            "new": data.get("path"),
-            "summary": data.get("diff_summary"),
-            "diff": data.get("diff"),
-        }
-    total = len(hosts)
-    doc["summary"] = {
-        "hosts": total,
-        "changed": changed,
-        "unchanged": total - changed - failed - unreachable,
-        "failed": failed,
-        "unreachable": unreachable,
-    }
-    return doc, outcomes
-
-
 async def _diff_hosts(
     inv: Any,
     hosts: Sequence[str],
@@ -239,6 +123,8 @@ async def _diff_hosts(
     colour: bool,
     timeout: float,
 ) -> int:
+    from hlplay.fleetops import diff_hosts
+
     doc, outcomes = await diff_hosts(inv, hosts, revision, timeout)
     summary = doc["summary"]
     failed, unreachable = summary["failed"], summary["unreachable"]
@@ -306,41 +192,10 @@ def generations(
         sys.exit(code)
 
 
-async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> dict[str, Any]:
-    """{"generations": [...], "current": {...}} for one host, or {"error": ...}."""
-    import asyncio
-
-    from hlplay.nix.local import LocalDeployer
-    from hlplay.transports.base import NotSupported, Unreachable
-
-    host = inv.hosts[name]
-    try:
-        if host.transport == "local":
-            deployer = LocalDeployer(inv)
-            gens = await asyncio.wait_for(deployer.generations(host), timeout)
-            return {"transport": "local", "generations": gens}
-        facts = await pool.for_host(host).facts(host, timeout=timeout)
-    except Unreachable as exc:
-        return {"transport": host.transport, "unreachable": True, "error": str(exc)}
-    except (NotSupported, TimeoutError, OSError) as exc:
-        return {"transport": host.transport, "error": str(exc) or type(exc).__name__}
-    except Exception as exc:  # one host's failure must not hide the others
-        return {"transport": host.transport, "error": f"{type(exc).__name__}: {exc}"}
-    system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
-    current = {
-        k: (system or {}).get(k, facts.get(k))
-        for k in ("generation", "revision", "path", "store_path", "age", "generations")
-    }
-    if current["age"] is None:  # a listener's facts call it generation_age
-        current["age"] = facts.get("generation_age")
-    out: dict[str, Any] = {"transport": host.transport, "current": current}
-    if isinstance(system, dict) and isinstance(system.get("generation_list"), list):
-        out["generations"] = system["generation_list"]
-    return out
-
-
 async def _generations(inv: Any, hosts: Sequence[str], as_json: bool, timeout: float) -> int:
     import asyncio
+
+    from hlplay import fleetops
 
     pool = None
     if any(inv.hosts[h].transport != "local" for h in hosts):
@@ -348,7 +203,9 @@ async def _generations(inv: Any, hosts: Sequence[str], as_json: bool, timeout: f
 
         pool = TransportPool(inv)
     try:
-        rows = await asyncio.gather(*(host_generations(inv, h, pool, timeout) for h in hosts))
+        rows = await asyncio.gather(
+            *(fleetops.host_generations(inv, h, pool, timeout) for h in hosts)
+        )
     finally:
         if pool is not None:
             await pool.close()

@@ -184,7 +184,7 @@ class FleetTools:
         }
 
     async def diff(self, pattern: str, revision: str | None = None) -> dict[str, Any]:
-        from hlplay.cli.nix_cmd import diff_hosts
+        from hlplay.fleetops import diff_hosts
 
         rev = check_revision(revision)
         inv = self.inventory()
@@ -200,7 +200,7 @@ class FleetTools:
         return {"pattern": pattern, **doc}
 
     async def generations(self, pattern: str = "all", timeout: float = 10.0) -> dict[str, Any]:
-        from hlplay.cli.nix_cmd import host_generations
+        from hlplay.fleetops import host_generations
         from hlplay.transports.factory import TransportPool
 
         inv = self.inventory()
