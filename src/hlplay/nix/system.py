@@ -620,6 +620,46 @@ def canary_path(profile: str, state_dir: str | None, request_id: str) -> str:
     return posixpath.join(state_dir_for(profile, state_dir), f"canary-{request_id}")
 
 
+#: Writes the canary when the watchdog runs in a transient unit of its own.
+CANARY_SCRIPT = 'printf "%s %s %s\\n" "$2" "$3" "$4" > "$1"'
+WATCHDOG_UNIT_PREFIX = "hlplay-watchdog-"
+#: Variables the watchdog's unit takes from the caller by name: the listener's
+#: PATH (the unit's own would hold neither nix-env nor coreutils on every host)
+#: and what the activation under systemd-run forwards as well.
+WATCHDOG_PASS_ENV = ("PATH", "LOCALE_ARCHIVE")
+
+
+def watchdog_unit_name(unique: str | None = None) -> str:
+    """A transient unit name for one watchdog: ``hlplay-watchdog-<random>``."""
+    import uuid
+
+    name = WATCHDOG_UNIT_PREFIX + (unique or uuid.uuid4().hex[:16])
+    if not UNIT_RE.match(name):
+        raise NixOpError(f"invalid unit name {name!r}")
+    return name
+
+
+def watchdog_unit_argv(
+    unit: str, args: Sequence[str], env: Mapping[str, str] | None = None
+) -> list[str]:
+    """``systemd-run`` starting the watchdog script in the transient service ``unit``.
+
+    No ``--pipe`` nor ``--wait``: systemd-run returns once the unit started.
+    The activation environment goes to the unit as ``-E K=V``.
+    """
+    if not UNIT_RE.match(unit):
+        raise NixOpError(f"invalid unit name {unit!r}")
+    given = env_prefix(env)[1:]  # validated K=V
+    named = {kv.split("=", 1)[0] for kv in given}
+    argv = ["systemd-run", "--collect", "--no-ask-password", "--quiet", f"--unit={unit}"]
+    for name in WATCHDOG_PASS_ENV:
+        if name not in named:
+            argv += ["-E", name]
+    for kv in given:
+        argv += ["-E", kv]
+    return [*argv, "sh", "-c", WATCHDOG_SCRIPT, "hlplay-watchdog", *args]
+
+
 async def arm_watchdog(
     runner: CommandRunner,
     *,
@@ -630,12 +670,17 @@ async def arm_watchdog(
     new: Generation | None,
     action: str,
     env: Mapping[str, str] | None = None,
-) -> None:
+    systemd: bool | None = None,
+    unit: str | None = None,
+) -> str | None:
     """Create the canary and start the detached watchdog on the host.
 
-    The launcher returns at once (the watchdog's output goes to /dev/null, so
-    an SSH channel closes), and ``setsid`` keeps the watchdog alive when the
-    session that started it ends.
+    On a host running systemd (``systemd``; None: ask the host) the watchdog
+    runs in a transient unit (``unit``, default ``hlplay-watchdog-<random>``)
+    started with ``systemd-run``: outside the caller's cgroup, so stopping
+    the listener's service (``KillMode``) or an SSH session's scope does not
+    take it down. Elsewhere ``setsid`` detaches it. Either way the launcher
+    returns at once (an SSH channel closes). Returns the unit's name, if any.
     """
     check_profile(profile)
     if action not in ("switch", "test", "boot"):
@@ -644,17 +689,33 @@ async def arm_watchdog(
     mk = await runner(["mkdir", "-p", "--", posixpath.dirname(canary)], QUICK_TIMEOUT)
     if mk.rc != 0:
         raise _fail("creating the state directory", mk)
+    args = [
+        canary, profile, str(max(1, round(timeout))),
+        str(old.number) if old else "", str(new.number) if new else "", action,
+    ]  # fmt: skip
+    if systemd is None:
+        systemd = await has_systemd(runner)
+    if not systemd:
+        res = await runner(
+            ["sh", "-c", LAUNCH_SCRIPT, "hlplay-launch", WATCHDOG_SCRIPT, *args, *env_args],
+            QUICK_TIMEOUT,
+        )
+        if res.rc != 0:
+            raise _fail("arming the confirmation watchdog", res)
+        return None
+    unit = unit or watchdog_unit_name()
+    argv = watchdog_unit_argv(unit, args, env)
     res = await runner(
-        [
-            "sh", "-c", LAUNCH_SCRIPT, "hlplay-launch", WATCHDOG_SCRIPT,
-            canary, profile, str(max(1, round(timeout))),
-            str(old.number) if old else "", str(new.number) if new else "",
-            action, *env_args,
-        ],
-        QUICK_TIMEOUT,
-    )  # fmt: skip
+        ["sh", "-c", CANARY_SCRIPT, "hlplay-canary", canary, *args[3:]], QUICK_TIMEOUT
+    )
     if res.rc != 0:
         raise _fail("arming the confirmation watchdog", res)
+    res = await runner(argv, QUICK_TIMEOUT)
+    if res.rc != 0:
+        # no watchdog guards it: a confirmation must not find the canary
+        await runner(["rm", "-f", "--", canary], QUICK_TIMEOUT)
+        raise _fail(f"starting the confirmation watchdog in {unit}", res)
+    return unit
 
 
 @dataclass
