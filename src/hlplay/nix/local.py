@@ -119,6 +119,7 @@ class LocalDeployer:
             "tier": host.tier,
             "roles": list(host.roles),
             "transport": self.name,
+            "executor": self.executor.name,
             "system": current,
             "generation": current.get("generation"),
         }

@@ -557,6 +557,7 @@ class SshTransport(Transport):
                 round(now - gen_time, 1) if isinstance(gen_time, int | float) else None
             ),
             "transport": self.name,
+            "executor": executor.name,
         }
 
     async def _current(
