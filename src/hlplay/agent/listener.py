@@ -36,10 +36,12 @@ from hlplay.errors import HlplayError
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 from hlplay.proc import CommandResult, run_argv
 from hlplay.protocol.messages import (
+    MAX_MESSAGE_BYTES,
     DeployRequest,
     DeployResponse,
     ErrorCode,
     ProtocolError,
+    is_reply_subject,
     is_request_id,
     is_subject_token,
     salvage_reply,
@@ -748,8 +750,22 @@ class Listener:
         }
 
     async def _on_discover(self, msg: Msg) -> None:
+        """Answer on the NATS reply subject and on a ``reply_to`` in the body.
+
+        homelab-deploy's controller names its reply subject in the body
+        (``{"reply_to": "deploy.responses.<uuid>"}``), hlplay's in the message;
+        each distinct, valid one gets the answer once.
+        """
         try:
-            await self._reply_json(msg, await self.discovery_info())
+            replies = [msg.reply] if msg.reply else []
+            body_reply = discovery_reply_to(msg.data)
+            if body_reply is not None and body_reply not in replies:
+                replies.append(body_reply)
+            if not replies:
+                return
+            data = json.dumps(await self.discovery_info(), default=str).encode()
+            for subject in replies:
+                await self._publish(subject, data)
         except Exception:
             log.exception("%s: discovery failed", self.config.hostname)
 
@@ -765,6 +781,18 @@ class Listener:
             await self._reply_json(msg, facts)
         except Exception:
             log.exception("%s: facts failed", self.config.hostname)
+
+
+def discovery_reply_to(data: bytes) -> str | None:
+    """The ``reply_to`` of a discovery request's body, when it is a sound reply subject."""
+    if not data or len(data) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    reply_to = doc.get("reply_to") if isinstance(doc, dict) else None
+    return reply_to if is_reply_subject(reply_to) else None
 
 
 async def run_listener(config: ListenerConfig) -> None:

@@ -4,7 +4,9 @@ Users (all NKey):
 
 * one **listener** per listener host: may subscribe to its own subjects only
   (host, tier, each of its roles, discovery, facts, confirmation) and publish
-  only to reply subjects (``_INBOX.>``, ``deploy.responses.>``). Not
+  only to reply subjects (``_INBOX.>``, hlplay's default inbox, and
+  ``deploy.responses.>``, homelab-deploy's and ``hlplay.nats.reply_prefix:
+  deploy.responses``). Not
   ``allow_responses``: it would let a requester pick any subject as the reply
   subject — ``deploy.prod.all`` — and have a listener publish there;
 * one **tier deployer** per tier (``deployer-<tier>``) with a key: may publish
@@ -52,8 +54,25 @@ def tiers_of(inventory: Inventory) -> list[str]:
     return list(dict.fromkeys(h.tier for h in inventory.hosts.values()))
 
 
+def reply_space(subject: str) -> str | None:
+    """The reply subject pattern ``subject`` falls under, or None."""
+    for pattern in REPLY_SUBJECTS:
+        if subject.startswith(pattern[:-1]):
+            return pattern
+    return None
+
+
 def listener_user(host: Host, nkey: str, templates: SubjectTemplates) -> NatsUser:
     subjects = listener_subjects(templates, hostname=host.name, tier=host.tier, roles=host.roles)
+    for subject in subjects.all():
+        pattern = reply_space(subject)
+        if pattern is not None:
+            # Every listener may publish there: replies would reach it as requests.
+            where = f"{host.location}: " if host.location else ""
+            raise NatsConfigError(
+                f"{where}host {host.name}: its listener subject {subject} lies among the "
+                f"reply subjects ({pattern}); choose another tier or subject template"
+            )
     roles = ", ".join(host.roles) or "none"
     return NatsUser(
         name=host.name,

@@ -45,7 +45,7 @@ from hlplay.yamlsrc import YList, YMap, load_yaml_file
 YAML_SUFFIXES = (".yml", ".yaml")
 VARS_SUFFIXES = (".yml", ".yaml", ".json", "")
 NATIVE_KEYS = ("hlplay", "hosts", "groups", "vars")
-HOST_KEYS = ("tier", "roles", "address", "transport", "ssh", "vars")
+HOST_KEYS = ("tier", "roles", "address", "transport", "protocol", "ssh", "vars")
 GROUP_KEYS = ("hosts", "children", "vars")
 VAULT_HEADER = "$ANSIBLE_VAULT"
 FREEZE_HOSTS = 1000  # from this size on, a loaded inventory is frozen out of the cyclic GC
@@ -56,6 +56,7 @@ ATTR_VARS: dict[str, tuple[str, ...]] = {
     "roles": ("roles",),
     "address": ("address", "ansible_host"),
     "transport": ("transport", "ansible_connection"),
+    "protocol": ("hlplay_protocol",),
     "user": ("ansible_user", "ansible_ssh_user"),
     "port": ("ansible_port", "ansible_ssh_port"),
     "key": ("ansible_ssh_private_key_file", "ansible_private_key_file"),
@@ -67,7 +68,12 @@ ATTR_VARS: dict[str, tuple[str, ...]] = {
 }
 PHASE1 = ("tier", "roles")
 PHASE2 = tuple(a for a in ATTR_VARS if a not in PHASE1)
-ATTR_KINDS: dict[str, str] = {"address": "address", "transport": "transport", **SSH_SCHEMA}
+ATTR_KINDS: dict[str, str] = {
+    "address": "address",
+    "transport": "transport",
+    "protocol": "protocol",
+    **SSH_SCHEMA,
+}
 ANSIBLE_CONNECTIONS: dict[str, TransportName] = {
     "local": "local",
     "ssh": "ssh",
@@ -294,8 +300,8 @@ class _Builder:
     def _native_host(self, raw: str, body: Any, loc: Location) -> None:
         if body is not None and not isinstance(body, YMap):
             raise InventoryError(
-                f"host '{raw}' must be a mapping (tier, roles, address, transport, ssh, vars), "
-                f"got {type_name(body)}",
+                f"host '{raw}' must be a mapping (tier, roles, address, transport, "
+                f"protocol, ssh, vars), got {type_name(body)}",
                 loc,
             )
         if body is not None:
@@ -310,7 +316,7 @@ class _Builder:
             decl.defined_at = loc
             if body is None:
                 continue
-            for key in ("tier", "roles", "address", "transport"):
+            for key in ("tier", "roles", "address", "transport", "protocol"):
                 if key in body:
                     decl.attrs[key] = (body[key], body.loc_of(key))
             ssh = body.get("ssh")
@@ -735,6 +741,7 @@ class _Builder:
         transport = typed.pop("transport", None)
         if transport is None:
             transport = settings.defaults.transport or ("nats" if decl.native else "ssh")
+        protocol = typed.pop("protocol", "hlplay")
         address = typed.pop("address", None)
         defaults = settings.defaults.ssh
         if typed:
@@ -752,6 +759,7 @@ class _Builder:
             roles=roles,
             address=address,
             transport=transport,
+            protocol=protocol,
             ssh=ssh,
             vars=_resolve_path_vars(decl.vars, decl.loc) if decl.vars is not _EMPTY else {},
             location=decl.loc,

@@ -14,6 +14,10 @@ from hlplay.errors import Location
 
 TransportName = Literal["nats", "ssh", "local"]
 TRANSPORTS: tuple[TransportName, ...] = ("nats", "ssh", "local")
+#: The deploy protocol a host's listener speaks: hlplay's, or homelab-deploy's
+#: (the seed's four actions, no hlplay-only request fields).
+ProtocolName = Literal["hlplay", "homelab-deploy"]
+PROTOCOLS: tuple[ProtocolName, ...] = ("hlplay", "homelab-deploy")
 
 DEFAULT_PROFILE = "/nix/var/nix/profiles/system"
 DEFAULT_TOPLEVEL_ATTR = "nixosConfigurations.{host}.config.system.build.toplevel"
@@ -40,6 +44,10 @@ class NatsSettings:
     subjects: SubjectTemplates = field(default_factory=SubjectTemplates)
     timeout: float = 900.0  # seconds to wait for final statuses of a deploy
     connect_timeout: float = 5.0
+    # prefix of the controller's reply subjects (``<prefix>.<uuid>[.<index>]``);
+    # None: the client's own inbox (``_INBOX.…``). homelab-deploy's server
+    # permissions expect ``deploy.responses``.
+    reply_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class Host:
     roles: tuple[str, ...] = ()
     address: str | None = None  # defaults to ``name`` where needed
     transport: TransportName = "nats"
+    protocol: ProtocolName = "hlplay"
     ssh: SshSettings = field(default_factory=SshSettings)
     vars: dict[str, Any] = field(default_factory=dict)  # the host's own vars only
     location: Location | None = None
@@ -111,6 +120,11 @@ class Host:
     @property
     def has_listener(self) -> bool:
         return self.transport == "nats"
+
+    @property
+    def homelab_deploy(self) -> bool:
+        """The host's listener is homelab-deploy's: base actions only, no hlplay fields."""
+        return self.protocol == "homelab-deploy"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 from hlplay.errors import InventoryError, Location, did_you_mean
 from hlplay.inventory.model import (
+    PROTOCOLS,
     TRANSPORTS,
     HostDefaults,
     MonitoringSettings,
@@ -57,6 +58,7 @@ SCHEMA: dict[str, Any] = {
         "subjects": {key: "subject" for key in SUBJECT_KEYS},
         "timeout": "seconds",
         "connect_timeout": "seconds",
+        "reply_prefix": "reply_prefix",
     },
     "nix": {"flake": "flake", "toplevel_attr": "str", "profile": "str"},
     "monitoring": {"prometheus_url": "http_url", "alertmanager_url": "http_url"},
@@ -125,6 +127,15 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
                 loc,
             )
         return text
+    if kind == "protocol":
+        text = _str(value, what, loc)
+        if text not in PROTOCOLS:
+            raise InventoryError(
+                f"{what} must be one of {', '.join(PROTOCOLS)}, got '{text}'"
+                + did_you_mean(text, PROTOCOLS),
+                loc,
+            )
+        return text
     text = _str(value, what, loc)
     if kind == "str":
         return text
@@ -152,6 +163,14 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
             raise InventoryError(f"{what}: invalid URL '{text}' (expected http(s)://…)", loc)
         return text
     if kind == "subject":
+        return text
+    if kind == "reply_prefix":
+        if not all(TOKEN_RE.match(tok) for tok in text.split(".")):
+            raise InventoryError(
+                f"{what}: '{text}' is not a NATS subject prefix "
+                "(dot-separated words, no wildcards), e.g. deploy.responses",
+                loc,
+            )
         return text
     raise AssertionError(kind)  # pragma: no cover
 
@@ -245,6 +264,7 @@ class SettingsCollector:
             subjects=subjects,
             timeout=self._get("hlplay.nats.timeout", base.nats.timeout),
             connect_timeout=self._get("hlplay.nats.connect_timeout", base.nats.connect_timeout),
+            reply_prefix=self._get("hlplay.nats.reply_prefix", base.nats.reply_prefix),
         )
         nix = NixSettings(
             flake=self._get("hlplay.nix.flake", base.nix.flake),

@@ -14,9 +14,18 @@ deadline passes.
 * A permission refusal by the server (``permissions violation for publish to
   "…"``) fails every host of that subject at once, saying so.
 * When the connection to the server comes back after an outage, the request
-  is published again to the subjects still owing final statuses: listeners
-  recognise the request id and answer with the run's state or its stored
-  final status instead of running it twice.
+  is published again, to the per-host subject (``deploy.<tier>.<host>``) of
+  each host still owing a final status — never to a tier or role subject,
+  where a listener that does not know ``id`` (homelab-deploy's) might run it
+  twice. hlplay listeners recognise the request id and answer with the run's
+  state or its stored final status; hosts marked ``protocol: homelab-deploy``
+  are not asked again at all.
+* Reply subjects are ``<reply_prefix>.<uuid>[.<index>]`` with the inventory's
+  ``hlplay.nats.reply_prefix`` (``deploy.responses`` for homelab-deploy's
+  server permissions), or the client's ``_INBOX`` inbox by default.
+* Hosts marked ``protocol: homelab-deploy`` get only the seed's actions
+  (switch, boot, test, dry-activate) and a request without hlplay-only fields;
+  any other action fails for them at once (``not_supported``), unpublished.
 
 Arbitrary commands are not available over NATS: :meth:`run` raises
 :class:`NotSupported`.
@@ -30,7 +39,8 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from hlplay.inventory.model import Host, Inventory
 from hlplay.inventory.targets import NatsTarget
 from hlplay.protocol.messages import (
+    BASE_ACTIONS,
     DeployRequest,
     DeployResponse,
     ErrorCode,
@@ -88,6 +99,7 @@ class _Target:
     hosts: frozenset[str]
     reply: str = ""
     answered: bool = False
+    tier: str = ""
 
 
 @dataclass
@@ -121,6 +133,8 @@ class _Gather:
         self.done = asyncio.Event()
         self.republished = False
         self.payloads: dict[int, bytes] = {}
+        #: Hosts whose listeners do not know ``id`` (homelab-deploy): never asked twice.
+        self.plain: frozenset[str] = frozenset()
         self._check_done()
 
     def pending_targets(self) -> list[_Target]:
@@ -128,6 +142,14 @@ class _Gather:
             t
             for t in self.targets
             if any(self.state[h].outcome is None for h in t.hosts if h in self.state)
+        ]
+
+    def pending_hosts(self) -> list[tuple[str, _Target]]:
+        """Hosts still owing a final status that may be asked again, with their target."""
+        return [
+            (host, self.expected[host])
+            for host, st in self.state.items()
+            if st.outcome is None and host not in self.plain
         ]
 
     def _check_done(self) -> None:
@@ -303,6 +325,13 @@ class NatsTransport(Transport):
 
     # -- connection ---------------------------------------------------------------
 
+    def _new_inbox(self, nc: Client) -> str:
+        """A fresh reply subject: ``<reply_prefix>.<uuid>``, or the client's inbox."""
+        prefix = self.settings.reply_prefix
+        if prefix:
+            return f"{prefix}.{uuid.uuid4().hex}"
+        return nc.new_inbox()
+
     def _seed(self) -> str | None:
         path = self.settings.credentials
         if not path:
@@ -358,11 +387,12 @@ class NatsTransport(Transport):
             nc = self.nc
             if gather.done.is_set() or nc is None or not nc.is_connected:
                 return
-            for target in gather.pending_targets():
+            # Per-host subjects only: a tier or role subject may reach listeners
+            # that do not know ``id`` and would run the request a second time.
+            for host, target in gather.pending_hosts():
+                subject = host_subjects(self.templates, hostname=host, tier=target.tier)["deploy"]
                 with contextlib.suppress(Exception):
-                    await nc.publish(
-                        target.subject, gather.payloads[target.index], reply=target.reply
-                    )
+                    await nc.publish(subject, gather.payloads[target.index], reply=target.reply)
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=2)
 
@@ -492,7 +522,27 @@ class NatsTransport(Transport):
                 )
                 for h in hosts
             }
-        targets, direct = self.plan(hosts)
+        action = str(base.action)
+        plain = [h for h in hosts if h.has_listener and h.homelab_deploy]
+        refused = [h for h in plain if action not in BASE_ACTIONS]
+        for h in refused:
+            outcomes[h.name] = DeployOutcome(
+                host=h.name,
+                status="failed",
+                error=ErrorCode.NOT_SUPPORTED.value,
+                message=f"host {h.name} speaks the homelab-deploy protocol, which has no "
+                f"'{action}' action (only {', '.join(BASE_ACTIONS)})",
+                data={"request_id": request_id, "protocol": h.protocol},
+            )
+        plain_names = {h.name for h in plain}
+        refused_names = {h.name for h in refused}
+        # homelab-deploy hosts get subjects of their own (reaching exactly
+        # them), so that hlplay hosts keep the request's hlplay fields.
+        targets, direct = self.plan([h for h in hosts if h.name not in plain_names])
+        plain_ok = [h for h in plain if h.name not in refused_names]
+        if plain_ok:
+            plain_targets, _ = self.plan(plain_ok)
+            targets += plain_targets
         for h in direct:
             outcomes[h.name] = DeployOutcome(
                 host=h.name,
@@ -502,7 +552,13 @@ class NatsTransport(Transport):
                 "the NATS transport cannot reach it",
             )
         outcomes.update(
-            await self.deploy_targets(targets, base, timeout=timeout, progress=progress)
+            await self.deploy_targets(
+                targets,
+                base,
+                timeout=timeout,
+                progress=progress,
+                plain_hosts=frozenset(plain_names),
+            )
         )
         return {h.name: outcomes[h.name] for h in hosts if h.name in outcomes}
 
@@ -513,11 +569,22 @@ class NatsTransport(Transport):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        plain_hosts: Collection[str] = (),
     ) -> dict[str, DeployOutcome]:
-        """Publish ``request`` once to each target's subject; gather per host."""
+        """Publish ``request`` once to each target's subject; gather per host.
+
+        A target whose hosts are all in ``plain_hosts`` (homelab-deploy
+        listeners) gets homelab-deploy's request, ``action``, ``revision`` and
+        ``reply_to`` only; those hosts are never sent the request again after a
+        reconnect.
+        """
         timeout = self.settings.timeout if timeout is None else timeout
         request_id = request.id or new_request_id()
-        targets = [_Target(i, t.subject, frozenset(t.hosts)) for i, t in enumerate(nats_targets)]
+        plain = frozenset(plain_hosts)
+        targets = [
+            _Target(i, t.subject, frozenset(t.hosts), tier=t.tier)
+            for i, t in enumerate(nats_targets)
+        ]
         outcomes: dict[str, DeployOutcome] = {}
         if not targets:
             return outcomes
@@ -535,19 +602,21 @@ class NatsTransport(Transport):
                     )
             return outcomes
         gather = _Gather(request_id, targets, progress, self.stray)
-        inbox = nc.new_inbox()
+        gather.plain = plain
+        inbox = self._new_inbox(nc)
         self._gathers.add(gather)
         sub = await nc.subscribe(inbox + ".*", cb=gather.on_msg)
         self.last_subjects = [t.subject for t in targets]
         try:
             for target in targets:
                 target.reply = f"{inbox}.{target.index}"
+                bare = bool(target.hosts) and target.hosts <= plain
                 payload = DeployRequest(
                     action=request.action,
                     revision=request.revision,
                     reply_to=target.reply,
-                    id=request_id,
-                    options=request.options,
+                    id=None if bare else request_id,
+                    options={} if bare else request.options,
                 ).to_json()
                 gather.payloads[target.index] = payload
                 log.debug(
@@ -626,7 +695,7 @@ class NatsTransport(Transport):
         refusal and :class:`Unreachable` when no one subscribes or no reply comes.
         """
         nc = await self.connection()
-        inbox = nc.new_inbox()
+        inbox = self._new_inbox(nc)
         replies: list[bytes] = []
         finished = asyncio.Event()
         problem: list[BaseException] = []
