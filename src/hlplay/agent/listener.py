@@ -37,6 +37,7 @@ from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, Subje
 from hlplay.proc import CommandResult, run_argv
 from hlplay.protocol.messages import (
     MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
     DeployRequest,
     DeployResponse,
     ErrorCode,
@@ -778,6 +779,11 @@ class Listener:
                 disk_paths=self.config.disk_paths,
             )
             facts["busy"] = self._run is not None
+            # What the controller needs to know it gets magic rollback, a
+            # health gate and a diff from this host (an older listener says
+            # neither, and is treated as giving none).
+            facts["executor"] = self.executor.name
+            facts["protocol"] = PROTOCOL_VERSION
             await self._reply_json(msg, facts)
         except Exception:
             log.exception("%s: facts failed", self.config.hostname)
