@@ -211,9 +211,12 @@ in
       unitConfig.X-StopOnRemoval = false;
 
       # A unit's PATH holds only what is listed here. Everything the
-      # pipeline runs: nix and nix-env, sh (its small state scripts), setsid
-      # (the watchdog outlives the request), timeout, readlink, stat, find
-      # and grep (facts), systemctl and systemd-run, git and ssh (fetches).
+      # pipeline runs: nix and nix-env, sh (its small state scripts),
+      # systemd-run (activation and the magic-rollback watchdog run in
+      # transient units of their own, outside this service's cgroup; setsid
+      # where there is no systemd), systemctl, timeout, readlink, stat, find
+      # and grep (facts), git and ssh (fetches). tests/agent/test_minimal_path.py
+      # runs a full deploy with exactly this PATH.
       path = [
         config.nix.package
         config.systemd.package # systemd-run, systemctl

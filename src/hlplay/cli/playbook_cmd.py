@@ -274,6 +274,7 @@ def playbook(
             start_at_task=start_at_task,
             verbosity=verbosity,
             reporters=reporters,
+            planned=(book, inv, prepared),
         )
     )
     if as_json:

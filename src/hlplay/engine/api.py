@@ -100,6 +100,7 @@ async def run_playbook(
     reporters: Sequence[Reporter] = (),
     transports: TransportPool | Mapping[str, Transport] | None = None,
     stop: asyncio.Event | None = None,
+    planned: tuple[Playbook, Inventory, list[PreparedPlay]] | None = None,
 ) -> RunResult:
     """Load, validate and run a playbook over an inventory selection.
 
@@ -108,10 +109,15 @@ async def run_playbook(
     stops dispatching new work (Ctrl-C): running tasks end, the recap is
     reported and the exit code is 99. ``transports`` replaces the default
     transport pool (a pool is then not closed here) or some of its transports.
+    ``planned`` is what :func:`plan` returned for the same arguments: a caller
+    that planned already (``--list-hosts``, the MCP policy check) does not
+    load and select twice.
     """
     extra = dict(extra_vars or {})
     templar = default_templar()
-    book, inv, prepared = plan(playbook, inventory, limit=limit, extra_vars=extra)
+    if planned is None:
+        planned = plan(playbook, inventory, limit=limit, extra_vars=extra)
+    book, inv, prepared = planned
     options = RunOptions(
         limit=limit,
         extra_vars=extra,

@@ -294,7 +294,7 @@ class FleetTools:
             extra["revision"] = rev
         if serial is not None:
             extra["serial"] = serial
-        book, _, prepared = plan(playbook, run_inv, limit=limit, extra_vars=extra)
+        book, planned_inv, prepared = plan(playbook, run_inv, limit=limit, extra_vars=extra)
         reached = list(dict.fromkeys(h.name for p in prepared for h in p.hosts))
         if not admin:
             # the limit decides, but what the plays select is what runs
@@ -310,6 +310,7 @@ class FleetTools:
                 check=check,
                 diff=check,
                 reporters=reporters,
+                planned=(book, planned_inv, prepared),
             )
         return {
             "playbook": str(Path(playbook).name),
