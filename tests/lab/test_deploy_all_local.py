@@ -135,3 +135,21 @@ def test_a_fleet_with_only_a_test_tier_deploys(nix_flake) -> None:  # type: igno
     assert run.returncode == 0, run.stdout + run.stderr
     assert "skipping: no hosts matched" in play_section(run.stdout, "Deploy the prod tier")
     assert nix_flake.current_generation("web1") == 1
+
+
+def test_a_host_without_magic_rollback_is_refused_unless_allowed(fleet) -> None:  # type: ignore[no-untyped-def]
+    # web3 marked as a homelab-deploy listener: it would lose magic rollback,
+    # the health gate and the diff, so deploy-all stops before any build.
+    flake, inventory = fleet
+    doc = yaml.safe_load(inventory.read_text())
+    doc["hosts"]["web3"]["protocol"] = "homelab-deploy"
+    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    refused = deploy_all(inventory, "--check")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    fatal = [line for line in refused.stdout.splitlines() if line.startswith("fatal: [web3]")]
+    assert len(fatal) == 1 and "homelab-deploy listener" in fatal[0], refused.stdout
+    assert "allow_unsafe=true" in fatal[0]
+    assert "PLAY [Build and diff]" not in refused.stdout
+    allowed = deploy_all(inventory, "--check", "-e", "allow_unsafe=true")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "PLAY [Build and diff]" in allowed.stdout
