@@ -140,7 +140,7 @@ def test_a_fleet_with_only_a_test_tier_deploys(nix_flake) -> None:  # type: igno
 def test_a_host_without_magic_rollback_is_refused_unless_allowed(fleet) -> None:  # type: ignore[no-untyped-def]
     # web3 marked as a homelab-deploy listener: it would lose magic rollback,
     # the health gate and the diff, so deploy-all stops before any build.
-    flake, inventory = fleet
+    _, inventory = fleet
     doc = yaml.safe_load(inventory.read_text())
     doc["hosts"]["web3"]["protocol"] = "homelab-deploy"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
