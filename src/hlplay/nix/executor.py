@@ -1,8 +1,8 @@
 """The Nix executor: build, diff, activate, confirm and roll back one host.
 
-Run by the listener (``hlplay listen --executor nix``, commands run on the
-host) and by the SSH transport (the same code on the controller, commands run
-over SSH). Actions:
+The one host-side pipeline, the default everywhere: run by the listener
+(``hlplay listen``, commands run on the host), by the SSH transport (the same
+code on the controller, commands run over SSH) and for local hosts. Actions:
 
 ``build``
     build the host's toplevel at the request's revision; report its path.
