@@ -118,21 +118,13 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
         return float(value)
     if kind == "tier":
         return check_token("tier", value, loc)
-    if kind == "transport":
+    if kind in ("transport", "protocol"):
+        choices = TRANSPORTS if kind == "transport" else PROTOCOLS
         text = _str(value, what, loc)
-        if text not in TRANSPORTS:
+        if text not in choices:
             raise InventoryError(
-                f"{what} must be one of {', '.join(TRANSPORTS)}, got '{text}'"
-                + did_you_mean(text, TRANSPORTS),
-                loc,
-            )
-        return text
-    if kind == "protocol":
-        text = _str(value, what, loc)
-        if text not in PROTOCOLS:
-            raise InventoryError(
-                f"{what} must be one of {', '.join(PROTOCOLS)}, got '{text}'"
-                + did_you_mean(text, PROTOCOLS),
+                f"{what} must be one of {', '.join(choices)}, got '{text}'"
+                + did_you_mean(text, choices),
                 loc,
             )
         return text

@@ -328,14 +328,19 @@ EXIT_UNITS_FAILED = 4
 _FAILED_UNITS_RE = re.compile(r"the following units failed: (.+)$", re.MULTILINE)
 
 
-def activation_unit_name(unique: str | None = None) -> str:
-    """A transient unit name no other activation uses: a switch never interleaves."""
+def transient_unit_name(prefix: str, unique: str | None = None) -> str:
+    """``<prefix><random>``: a transient unit name no other run uses."""
     import uuid
 
-    name = UNIT_PREFIX + (unique or uuid.uuid4().hex[:16])
+    name = prefix + (unique or uuid.uuid4().hex[:16])
     if not UNIT_RE.match(name):
         raise NixOpError(f"invalid unit name {name!r}")
     return name
+
+
+def activation_unit_name(unique: str | None = None) -> str:
+    """A transient unit name no other activation uses: a switch never interleaves."""
+    return transient_unit_name(UNIT_PREFIX, unique)
 
 
 def activation_argv(
@@ -631,12 +636,7 @@ WATCHDOG_PASS_ENV = ("PATH", "LOCALE_ARCHIVE")
 
 def watchdog_unit_name(unique: str | None = None) -> str:
     """A transient unit name for one watchdog: ``hlplay-watchdog-<random>``."""
-    import uuid
-
-    name = WATCHDOG_UNIT_PREFIX + (unique or uuid.uuid4().hex[:16])
-    if not UNIT_RE.match(name):
-        raise NixOpError(f"invalid unit name {name!r}")
-    return name
+    return transient_unit_name(WATCHDOG_UNIT_PREFIX, unique)
 
 
 def watchdog_unit_argv(
