@@ -658,16 +658,7 @@ class _Run:
         if self.mode == "canary":
             request_id = self.request.id or uuid.uuid4().hex
             canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
-            await system.arm_watchdog(
-                self.runner,
-                canary=canary,
-                profile=ctx.profile,
-                timeout=timeout,
-                old=before,
-                new=new_gen,
-                action=self.action,
-                env=self.env,
-            )
+            await self.arm_watchdog(canary, before, new_gen, timeout)
             self.data.update(
                 awaiting_confirm=True,
                 canary=canary,
@@ -717,20 +708,32 @@ class _Run:
             self.ctx.profile, self.ctx.state_dir, f"wait-{uuid.uuid4().hex}"
         )
         try:
-            await system.arm_watchdog(
-                self.runner,
-                canary=canary,
-                profile=self.ctx.profile,
-                timeout=timeout,
-                old=before,
-                new=new_gen,
-                action=self.action,
-                env=self.env,
-            )
+            await self.arm_watchdog(canary, before, new_gen, timeout)
         except NixOpError as exc:
             self.data["backstop_error"] = exc.message
             return None
         return canary
+
+    async def arm_watchdog(
+        self,
+        canary: str,
+        before: Generation | None,
+        new_gen: Generation | None,
+        timeout: float,
+    ) -> None:
+        """The host rolls back by itself unless ``canary`` is confirmed within ``timeout``."""
+        await system.arm_watchdog(
+            self.runner,
+            canary=canary,
+            profile=self.ctx.profile,
+            timeout=timeout,
+            old=before,
+            new=new_gen,
+            action=self.action,
+            env=self.env,
+            # asked once per run: the activation asked already
+            systemd=await self.uses_systemd(),
+        )
 
     async def roll_back(
         self, before: Generation | None, new_gen: Generation | None
