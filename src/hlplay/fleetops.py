@@ -38,14 +38,10 @@ async def deploy_all(
     """Send ``request`` to every host through its transport (local hosts in-process)."""
     import asyncio
 
-    from hlplay.nix.local import LocalDeployer
     from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
 
-    local = [inv.hosts[h] for h in hosts if inv.hosts[h].transport == "local"]
-    remote = [inv.hosts[h] for h in hosts if inv.hosts[h].transport != "local"]
+    remote = [inv.hosts[h] for h in hosts]
     jobs: list[Any] = []
-    if local:
-        jobs.append(LocalDeployer(inv).deploy(local, request, timeout=timeout))
     pool = None
     if remote:
         from hlplay.transports.factory import TransportPool
@@ -131,17 +127,11 @@ async def diff_hosts(
 
 async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> dict[str, Any]:
     """{"generations": [...], "current": {...}} for one host, or {"error": ...}."""
-    import asyncio
 
-    from hlplay.nix.local import LocalDeployer
     from hlplay.transports.base import NotSupported, Unreachable
 
     host = inv.hosts[name]
     try:
-        if host.transport == "local":
-            deployer = LocalDeployer(inv)
-            gens = await asyncio.wait_for(deployer.generations(host), timeout)
-            return {"transport": "local", "generations": gens}
         facts = await pool.for_host(host).facts(host, timeout=timeout)
     except Unreachable as exc:
         return {"transport": host.transport, "unreachable": True, "error": str(exc)}

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hlplay.errors import HlplayError
-from hlplay.proc import run_argv
-from hlplay.transports.base import CommandResult
+from hlplay.proc import CommandResult, run_argv
 
 GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from hlplay.agent.executor import ExecContext, load_executor
-from hlplay.agent.facts import collect_facts
-from hlplay.agent.noop import NoopExecutor
+from hlplay.deploy.contract import ExecContext, load_executor
+from hlplay.deploy.facts import collect_facts
+from hlplay.deploy.noop import NoopExecutor
 from hlplay.protocol.messages import DeployRequest
 from hlplay.transports.base import CommandResult
 
@@ -72,8 +72,8 @@ async def test_facts_of_this_machine(tmp_path: Path) -> None:
 
 
 def test_every_host_runs_the_nix_pipeline_unless_told_otherwise() -> None:
-    from hlplay.agent.executor import DEFAULT_EXECUTOR, EXECUTORS
     from hlplay.agent.listener import ListenerConfig
+    from hlplay.deploy.contract import DEFAULT_EXECUTOR, EXECUTORS
 
     assert DEFAULT_EXECUTOR == "nix"
     assert set(EXECUTORS) == {"nix", "noop"}

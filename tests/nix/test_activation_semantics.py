@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hlplay.nix.executor import NixExecutor, local_runner
+from hlplay.deploy.nix import NixExecutor, local_runner
 from hlplay.protocol.messages import DeployRequest
 from hlplay.transports.base import CommandResult
 

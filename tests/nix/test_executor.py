@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hlplay.nix.executor import NixExecutor
+from hlplay.deploy.nix import NixExecutor
 from hlplay.protocol.messages import DeployRequest
 
 ex = NixExecutor()

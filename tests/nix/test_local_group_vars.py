@@ -8,7 +8,7 @@ import yaml
 
 from fixtures.nix import NixTestFlake
 from hlplay.inventory.loader import load_inventory
-from hlplay.nix.local import LocalDeployer
+from hlplay.transports.local import LocalTransport
 
 
 def test_group_vars_place_a_local_hosts_profile_and_state(nix_flake: NixTestFlake) -> None:
@@ -26,11 +26,11 @@ def test_group_vars_place_a_local_hosts_profile_and_state(nix_flake: NixTestFlak
     inv = load_inventory([str(path)])
     assert "hlplay_profile" not in inv.hosts["web1"].vars
     out = asyncio.run(
-        LocalDeployer(inv).deploy(
+        LocalTransport(inv).deploy(
             [inv.hosts["web1"]], {"action": "switch", "revision": rev, "id": "g1"}
         )
     )["web1"]
     assert out.status == "completed", out
     assert nix_flake.current_generation("web1") == 1  # the group's profile was switched
-    facts = asyncio.run(LocalDeployer(inv).facts(inv.hosts["web1"]))
+    facts = asyncio.run(LocalTransport(inv).facts(inv.hosts["web1"]))
     assert facts["generation"] == 1 and facts["system"]["profile"] == settings["hlplay_profile"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hlplay.nix.local import LocalDeployer
+from hlplay.transports.local import LocalTransport
 
 
 def hlplay(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +34,7 @@ def deployed(nix_flake):  # type: ignore[no-untyped-def]
     rev1 = nix_flake.commit("v1")
     inv = nix_flake.inventory(["web1", "web2"])
     outcomes = asyncio.run(
-        LocalDeployer(inv).deploy(
+        LocalTransport(inv).deploy(
             list(inv.hosts.values()), {"action": "switch", "revision": rev1, "id": "x1"}
         )
     )

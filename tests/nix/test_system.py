@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hlplay.deploy.nix import local_runner
 from hlplay.nix import flakeref, health, system
-from hlplay.nix.executor import local_runner
 
 # -- flake references (no Nix needed) ------------------------------------------
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from hlplay.deploy.nix import NixExecutor, local_runner
 from hlplay.nix import system
-from hlplay.nix.executor import NixExecutor, local_runner
 from hlplay.protocol.messages import DeployRequest
 from hlplay.transports.base import CommandResult
 

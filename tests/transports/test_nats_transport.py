@@ -228,7 +228,7 @@ async def test_an_invalid_request_is_refused_before_publishing(
     out = await admin.deploy(
         [nats_fleet.inventory.hosts["web1"]], {"action": "switch", "revision": "--upgrade"}
     )
-    assert out["web1"].status == "failed"
+    assert out["web1"].status == "rejected"  # as a listener answers it
     assert out["web1"].error == "invalid_revision"
 
 

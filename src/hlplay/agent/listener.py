@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hlplay import __version__
-from hlplay.agent.executor import ExecContext, ExecResult, Executor, load_executor
-from hlplay.agent.facts import collect_facts
+from hlplay.deploy.contract import ExecContext, ExecResult, Executor, load_executor
+from hlplay.deploy.facts import collect_facts
 from hlplay.errors import HlplayError
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 from hlplay.proc import CommandResult, run_argv

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from hlplay.agent.executor import DEFAULT_EXECUTOR, EXECUTORS
+from hlplay.deploy.contract import DEFAULT_EXECUTOR, EXECUTORS
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 
 ENV = "HLPLAY_LISTEN_"

@@ -23,34 +23,12 @@ async def gather_facts(
     """The host's facts; raises :class:`Unreachable` when it does not answer in time."""
     try:
         facts = await asyncio.wait_for(transport.facts(host, timeout=timeout), timeout + 2)
-    except NotSupported:
-        if host.transport != "local":
-            raise
-        facts = await local_facts(host, inventory)
     except TimeoutError:
         raise Unreachable(f"no facts within {timeout:g}s") from None
     except HlplayError as exc:  # a transport that cannot start (credentials, config)
         raise Unreachable(str(exc)) from None
     if facts.get("cpus") is None and host.transport != "nats":
         facts["cpus"] = await _nproc(transport, host, timeout)
-    return facts
-
-
-async def local_facts(host: Host, inventory: Inventory) -> dict[str, Any]:
-    """A local host's facts, collected here as its listener would collect them."""
-    from hlplay.agent.facts import collect_facts
-    from hlplay.nix.executor import NixExecutor
-    from hlplay.nix.local import LocalDeployer
-
-    ctx = LocalDeployer(inventory).context(host)
-    units_dir = host.vars.get("hlplay_units_dir")
-    facts = await collect_facts(
-        ctx,
-        NixExecutor(),
-        units_dir=str(units_dir) if units_dir else None,
-        disk_paths=disk_paths(host.vars),
-    )
-    facts["transport"] = "local"
     return facts
 
 

@@ -20,7 +20,7 @@ health check rolls the host back and fails the task with both stories. Under
 ``--check`` the hosts build and diff (action ``diff``), the diff becomes the
 task's diff (shown with ``--diff``), and nothing is activated.
 
-Hosts with ``transport: local`` deploy in-process (see :mod:`hlplay.nix.local`).
+Hosts with ``transport: local`` deploy in-process (see :mod:`hlplay.transports.local`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
 from hlplay.nix import health
-from hlplay.transports.base import DeployOutcome, NotSupported, Unreachable
+from hlplay.transports.base import DeployOutcome, NotSupported, Transport, Unreachable
 
 ACTIONS = ("switch", "boot", "test", "dry-activate", "build")
 # Actions after which the host runs the new system and can be cut off by it.
@@ -153,7 +153,7 @@ class NixosRebuild(Module):
         request: dict[str, Any],
         checks: Mapping[str, list[health.HealthCheck]],
     ) -> dict[str, ModuleResult]:
-        from hlplay.nix.executor import is_confirm_line
+        from hlplay.deploy.nix import is_confirm_line
 
         first = group[0]
         hosts = {c.host.name: c.host for c in group}
@@ -213,7 +213,7 @@ async def _settle(
     deployer: Any, host: Any, request_id: str, checks: list[health.HealthCheck]
 ) -> _Settled:
     """Controller-side checks, then confirm (or reject) one waiting host."""
-    from hlplay.nix.executor import local_runner
+    from hlplay.deploy.nix import local_runner
 
     report = None
     if checks:
@@ -311,11 +311,12 @@ def _deployer_key(ctx: TaskContext) -> Any:
     return ("transport", id(ctx.transport))
 
 
-def _deployer(ctx: TaskContext, flake: str | None) -> Any:
+def _deployer(ctx: TaskContext, flake: str | None) -> Transport:
     if ctx.exec_host.transport == "local":
-        from hlplay.nix.local import LocalDeployer
+        from hlplay.transports.local import LocalTransport
 
-        return LocalDeployer(ctx.inventory, flake=flake)
+        # the module's ``flake`` overrides the hosts' own, for this task only
+        return LocalTransport(ctx.inventory, flake=flake)
     return ctx.transport
 
 

@@ -2,7 +2,7 @@
 
 Build a toplevel, copy its closure, set the system profile, run
 ``switch-to-configuration``, list generations and roll back. Every command goes
-through a :data:`~hlplay.agent.executor.CommandRunner` as an argument vector,
+through a :data:`~hlplay.deploy.contract.CommandRunner` as an argument vector,
 so the same code runs on the host (the listener) and from the controller over
 SSH. The few steps that need a shell (appending a record, the confirmation
 watchdog) run *fixed* script text with every value passed as a positional
@@ -20,9 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hlplay.proc import CommandRunner
+from hlplay.proc import CommandResult, CommandRunner
 from hlplay.protocol.messages import ACTIVATE_ACTIONS
-from hlplay.transports.base import CommandResult
 
 STORE_PATH_RE = re.compile(r"^/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]+$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -54,7 +55,18 @@ FINAL_STATUSES = frozenset({"rejected", "completed", "failed"})
 #: with a ``progress`` list, so a homelab-deploy client that knows only the
 #: five statuses of the seed still reads them; ``progress`` is accepted from
 #: peers that send it as a status of its own.
-STATUSES = ("accepted", "rejected", "started", "progress", "completed", "failed")
+STATUSES = (
+    "accepted",
+    "rejected",
+    "started",
+    "progress",
+    "awaiting_confirmation",
+    "completed",
+    "failed",
+)
+#: Sent (never final) when a host activated and armed its watchdog: it keeps
+#: the new system only if the controller confirms (``confirm`` subject) in time.
+AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 REVISION_MAX = 200
@@ -87,6 +99,8 @@ class ErrorCode(StrEnum):
     NO_PREVIOUS_GENERATION = "no_previous_generation"
     NOT_SUPPORTED = "not_supported"
     INVALID_OPTIONS = "invalid_options"
+    NOT_AWAITING = "not_awaiting"  # a confirm or reject for no waiting activation
+    INTERRUPTED = "interrupted"  # the listener stopped during activation; see the state
     INTERNAL = "internal"
     # Set by the controller, never sent by a listener:
     PERMISSION_DENIED = "permission_denied"
@@ -220,6 +234,34 @@ class DeployRequest:
         if not isinstance(options, dict):
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "options must be an object")
         return cls(action=action, revision=revision, reply_to=reply_to, id=req_id, options=options)
+
+
+def as_request(request: DeployRequest | Mapping[str, Any]) -> DeployRequest:
+    """A validated request; a mapping is checked exactly as a message off the wire.
+
+    Raises :class:`ProtocolError`.
+    """
+    if isinstance(request, DeployRequest):
+        req = request
+    else:
+        action = request.get("action")
+        if not isinstance(action, str):
+            raise ProtocolError(ErrorCode.INVALID_ACTION, "the request lacks an action")
+        options = request.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "options must be an object")
+        rid = request.get("id")
+        req = DeployRequest(
+            action=action,
+            revision=str(request.get("revision") or "HEAD"),
+            id=None if rid is None else str(rid),
+            options=dict(options),
+        )
+    # The one validation a listener applies, whoever built the request.
+    try:
+        return DeployRequest.parse(req.to_json())
+    except TypeError as exc:  # options that are not JSON
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, f"options: {exc}") from None
 
 
 @dataclass

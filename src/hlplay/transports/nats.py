@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -488,40 +489,20 @@ class NatsTransport(Transport):
     ) -> CommandResult:
         raise NotSupported(NOT_SUPPORTED_RUN)
 
-    async def deploy(
+    async def deploy_request(
         self,
         hosts: Sequence[Host],
-        request: Mapping[str, Any],
+        request: DeployRequest,
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> dict[str, DeployOutcome]:
-        """Publish ``request`` (``action``, ``revision``, optional ``options``/``id``)
-        to the compiled targets of ``hosts``; one :class:`DeployOutcome` per host.
-        """
+        """Publish ``request`` to the compiled targets of ``hosts``; one
+        :class:`DeployOutcome` per host."""
         timeout = self.settings.timeout if timeout is None else timeout
-        request_id = str(request.get("id") or new_request_id())
+        request_id = request.id or new_request_id()
+        base = dataclasses.replace(request, id=request_id, reply_to="")
         outcomes: dict[str, DeployOutcome] = {}
-        doc = {
-            "action": request.get("action"),
-            "revision": request.get("revision"),
-            "id": request_id,
-            "options": dict(request.get("options") or {}),
-        }
-        try:
-            base = DeployRequest.parse(json.dumps(doc))
-        except (ProtocolError, TypeError, ValueError) as exc:
-            message = exc.message if isinstance(exc, ProtocolError) else str(exc)
-            code = exc.code.value if isinstance(exc, ProtocolError) else "invalid_request"
-            return {
-                h.name: DeployOutcome(
-                    host=h.name,
-                    status="failed",
-                    error=code,
-                    message=f"invalid deploy request: {message}",
-                )
-                for h in hosts
-            }
         action = str(base.action)
         plain = [h for h in hosts if h.has_listener and h.homelab_deploy]
         refused = [h for h in plain if action not in BASE_ACTIONS]

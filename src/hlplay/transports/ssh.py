@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import inspect
-import json
 import logging
 import os
 import re
@@ -31,18 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from hlplay.inventory.hostsettings import merged_vars
 from hlplay.inventory.model import Host, Inventory
-from hlplay.transports.base import (
-    CommandResult,
-    DeployOutcome,
-    ProgressCallback,
-    Transport,
-    Unreachable,
-)
+from hlplay.transports.base import CommandResult, Unreachable
+from hlplay.transports.direct import DirectTransport
 
 if TYPE_CHECKING:
     import asyncssh
 
-    from hlplay.agent.executor import ExecContext, Executor
+    from hlplay.deploy.contract import ExecContext, Executor
 
 log = logging.getLogger("hlplay.transports.ssh")
 
@@ -73,17 +66,17 @@ class _HostConn:
     conn: asyncssh.SSHClientConnection | None = None
 
 
-class SshTransport(Transport):
+class SshTransport(DirectTransport):
     """Runs commands and deploy actions on hosts over SSH."""
 
     name = "ssh"
 
     def __init__(self, inventory: Inventory) -> None:
-        self.inventory = inventory
+        super().__init__(inventory)
+        self.inventory: Inventory = inventory
         self._hosts: dict[str, _HostConn] = {}
         self._warned_unchecked: set[str] = set()
         self._vars: dict[str, dict[str, Any]] = {}
-        self._executors: dict[str, Executor] = {}
         self._known_hosts_cache: dict[str, tuple[int, asyncssh.SSHKnownHosts]] = {}
         self._keys_cache: dict[str, asyncssh.SSHKey] = {}
         #: how many SSH connections were opened (each host once, unless one dropped)
@@ -352,165 +345,10 @@ class SshTransport(Transport):
         finally:
             proc.close()
 
-    # -- deploy --------------------------------------------------------------
+    # -- deploy ---------------------------------------------------------------
 
-    async def deploy(
-        self,
-        hosts: Sequence[Host],
-        request: Mapping[str, Any],
-        *,
-        timeout: float | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> dict[str, DeployOutcome]:
-        from hlplay.protocol.messages import DeployRequest, ProtocolError
-
-        try:
-            req = DeployRequest.parse(json.dumps(dict(request)))
-        except (ProtocolError, TypeError) as exc:
-            code = exc.code.value if isinstance(exc, ProtocolError) else "invalid_request"
-            return {
-                h.name: DeployOutcome(h.name, "rejected", error=code, message=str(exc))
-                for h in hosts
-            }
-        results = await asyncio.gather(
-            *(self._deploy_one(h, req, timeout, progress) for h in hosts)
-        )
-        return {outcome.host: outcome for outcome in results}
-
-    async def _deploy_one(
-        self,
-        host: Host,
-        request: Any,
-        timeout: float | None,
-        progress: ProgressCallback | None,
-    ) -> DeployOutcome:
-        outcome = DeployOutcome(host=host.name, status="failed")
-        start = time.monotonic()
-        deadline = None if timeout is None else start + timeout
-        try:
-            executor, ctx = self._executor_for(host, outcome, progress, deadline)
-        except ValueError as exc:
-            outcome.error, outcome.message = "invalid_request", str(exc)
-            return outcome
-        # Every command gets the time left, so that when the wait below gives
-        # up, the host's timeout(1) ends a hung build there too.
-        try:
-            # Connecting first tells an unreachable host from a failed deploy.
-            await self._connection(host)
-            result = await asyncio.wait_for(executor.execute(request, ctx), timeout)
-        except Unreachable as exc:
-            outcome.status, outcome.error, outcome.message = "unreachable", None, str(exc)
-            return outcome
-        except TimeoutError:
-            outcome.error = "timeout"
-            outcome.message = f"{request.action} did not finish within {timeout:g}s"
-            outcome.data["duration"] = round(time.monotonic() - start, 3)
-            return outcome
-        except Exception as exc:  # an executor bug must not take the other hosts down
-            log.exception("executor %s failed on %s", executor.name, host.name)
-            outcome.error = "internal"
-            outcome.message = f"{type(exc).__name__}: {exc}"
-            return outcome
-        if result.error is not None and result.error.value == "timeout" and timeout is not None:
-            result.message = (
-                result.message or f"{request.action} did not finish within {timeout:g}s"
-            )
-        outcome.status = "completed" if result.ok else "failed"
-        outcome.error = result.error.value if result.error is not None else None
-        outcome.message = result.message
-        outcome.data = {
-            **result.data,
-            "duration": round(time.monotonic() - start, 3),
-            "executor": executor.name,
-            "transport": self.name,
-        }
-        return outcome
-
-    async def confirm(
-        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 30.0
-    ) -> dict[str, DeployOutcome]:
-        """Confirm activations armed in canary mode (magic rollback over SSH)."""
-        return await self._settle(hosts, request_id, "confirm", timeout)
-
-    async def reject(
-        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 120.0
-    ) -> dict[str, DeployOutcome]:
-        """Withdraw activations armed in canary mode: the hosts roll back now."""
-        return await self._settle(hosts, request_id, "reject", timeout)
-
-    async def _settle(
-        self, hosts: Sequence[Host], request_id: str, what: str, timeout: float
-    ) -> dict[str, DeployOutcome]:
-        async def one(host: Host) -> DeployOutcome:
-            outcome = DeployOutcome(host=host.name, status="failed")
-            executor, ctx = self._executor_for(host, outcome)
-            method = getattr(executor, what, None)
-            if method is None:
-                outcome.error = "invalid_request"
-                outcome.message = f"the {executor.name} executor cannot {what}"
-                return outcome
-            try:
-                result = await asyncio.wait_for(method(request_id, ctx), timeout)
-            except Unreachable as exc:
-                outcome.status, outcome.message = "unreachable", str(exc)
-                return outcome
-            except TimeoutError:
-                outcome.error, outcome.message = "timeout", f"{what} took over {timeout:g}s"
-                return outcome
-            outcome.status = "completed" if result.ok else "failed"
-            outcome.error = result.error.value if result.error is not None else None
-            outcome.message = result.message
-            outcome.data = dict(result.data)
-            return outcome
-
-        results = await asyncio.gather(*(one(h) for h in hosts))
-        return {o.host: o for o in results}
-
-    def _executor_for(
-        self,
-        host: Host,
-        outcome: DeployOutcome | None = None,
-        progress: ProgressCallback | None = None,
-        deadline: float | None = None,
-    ) -> tuple[Executor, ExecContext]:
-        from hlplay.agent.executor import DEFAULT_EXECUTOR, ExecContext, load_executor
-        from hlplay.inventory.hostsettings import host_settings
-
-        settings = host_settings(self.inventory, host, self.host_vars(host))
-        executor = self._executors.get(host.name)
-        if executor is None:
-            # One executor per host for the transport's life, as a listener
-            # keeps one for its own: what it learns about the host carries over.
-            executor = load_executor(settings.executor or DEFAULT_EXECUTOR)
-            self._executors[host.name] = executor
-
-        async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
-            if deadline is not None:
-                left = max(deadline - time.monotonic(), 0.01)
-                timeout = left if timeout is None else min(timeout, left)
-            return await self.run(host, argv, timeout=timeout)
-
-        async def report(line: str) -> None:
-            if outcome is not None:
-                outcome.progress.append(line)
-            if progress is not None:
-                maybe = progress(host.name, line)
-                if inspect.isawaitable(maybe):
-                    await maybe
-
-        ctx = ExecContext(
-            hostname=host.name,
-            tier=host.tier,
-            roles=tuple(host.roles),
-            runner=runner,
-            flake=settings.flake,
-            profile=settings.profile,
-            toplevel_attr=settings.toplevel_attr,
-            progress=report,
-            state_dir=settings.state_dir,
-            options=settings.context_options(),
-        )
-        return executor, ctx
+    async def reach(self, host: Host) -> None:
+        await self._connection(host)
 
     # -- facts ---------------------------------------------------------------
 
@@ -521,7 +359,7 @@ class SshTransport(Transport):
         hvars = self.host_vars(host)
         units_dir = hvars.get("hlplay_units_dir")
         paths = _disk_paths(hvars)
-        executor, ctx = self._executor_for(host)
+        executor, ctx = self.executor_of(host), self.context(host)
         units_task = (
             self._failed_units_from_dir(host, str(units_dir), t)
             if units_dir

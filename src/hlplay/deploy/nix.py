@@ -50,13 +50,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hlplay.agent import executor as agent_executor
-from hlplay.agent.executor import ExecContext, ExecResult, Executor
+from hlplay.deploy import contract as agent_executor
+from hlplay.deploy.contract import ExecContext, ExecResult, Executor
 from hlplay.nix import flakeref, health, system
 from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
-from hlplay.proc import CommandRunner
+from hlplay.proc import CommandResult, CommandRunner
 from hlplay.protocol.messages import BUILD_ACTIONS, Action, DeployRequest, ErrorCode
-from hlplay.transports.base import CommandResult
 
 ACTIONS = (*BUILD_ACTIONS, Action.ROLLBACK.value, Action.NOOP.value)
 CONFIRM_MODES = ("wait", "canary", "none")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hlplay.agent.executor import ExecContext, Executor
+from hlplay.deploy.contract import ExecContext, Executor
 from hlplay.proc import run_argv
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
@@ -126,4 +126,6 @@ async def collect_facts(
         "revision": system.get("revision"),
         "store_path": system.get("store_path"),
         "generation_age": round(now - gen_time, 1) if isinstance(gen_time, int | float) else None,
+        # the profile's generations as the executor reads them (``hlplay generations``)
+        "system": system,
     }

@@ -67,13 +67,30 @@ class Executor(ABC):
         """Facts about the deployed system: generation, revision, store path."""
         return {}
 
+    async def generations(self, ctx: ExecContext) -> list[dict[str, Any]]:
+        """Every generation of the system profile, oldest first."""
+        rows = (await self.current(ctx)).get("generation_list") or []
+        return list(rows)
+
+    async def confirm(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        """Keep the activation of ``request_id``, armed and waiting (magic rollback)."""
+        return ExecResult(
+            ok=False,
+            error=ErrorCode.NOT_AWAITING,
+            message=f"no activation of {request_id} waits for confirmation",
+        )
+
+    async def reject(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        """Withdraw the waiting activation of ``request_id``: roll back now."""
+        return await self.confirm(request_id, ctx)
+
 
 #: The pipeline every host runs unless told otherwise: listener, SSH and local.
 DEFAULT_EXECUTOR = "nix"
 #: name -> "module:Class", imported on use. ``noop`` changes nothing (benchmarks, tests).
 EXECUTORS: dict[str, str] = {
-    "nix": "hlplay.nix.executor:NixExecutor",
-    "noop": "hlplay.agent.noop:NoopExecutor",
+    "nix": "hlplay.deploy.nix:NixExecutor",
+    "noop": "hlplay.deploy.noop:NoopExecutor",
 }
 
 

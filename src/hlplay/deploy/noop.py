@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hlplay.agent.executor import ExecContext, ExecResult, Executor
+from hlplay.deploy.contract import ExecContext, ExecResult, Executor
 from hlplay.protocol.messages import DeployRequest, ErrorCode
 
 MAX_SLEEP = 86400.0
