@@ -102,6 +102,13 @@ class ErrorCode(StrEnum):
     NOT_AWAITING = "not_awaiting"  # a confirm or reject for no waiting activation
     INTERRUPTED = "interrupted"  # the listener stopped during activation; see the state
     INTERNAL = "internal"
+    # Signed messages (hlplay.protocol.signing, docs/security.md):
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    KEY_NOT_ALLOWED = "key_not_allowed"
+    STALE = "stale_request"
+    REPLAYED = "replayed"
+    TOO_MANY_REQUESTS = "too_many_requests"  # the replay guard is full
     # Set by the controller, never sent by a listener:
     PERMISSION_DENIED = "permission_denied"
     UNREACHABLE = "unreachable"
