@@ -177,6 +177,12 @@ def nats() -> None:
     help="Create the missing keys (every listener host, admin, deployer-<tier>) in --keys-dir.",
 )
 @click.option("--out", default=None, help="Write the config to FILE instead of stdout.")
+@click.option(
+    "--trust-dir",
+    default=None,
+    help="Also write DIR/<tier>.deployers: the deployer keys each tier's listeners "
+    "accept signed requests from (their --trusted-keys file).",
+)
 @click.option("--cluster-name", default=None, help="Join a NATS cluster of this name.")
 @click.option("--cluster-listen", default=None, help="HOST:PORT where this server takes routes.")
 @click.option(
@@ -194,6 +200,7 @@ def nats_config(
     keys_dir: str | None,
     new_keys: bool,
     out: str | None,
+    trust_dir: str | None,
     cluster_name: str | None,
     cluster_listen: str | None,
     routes: tuple[str, ...],
@@ -247,3 +254,8 @@ def nats_config(
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=False)
+    if trust_dir:
+        from hlplay.auth.trust import tier_deployers, write_trust_files
+
+        for path in write_trust_files(trust_dir, tier_deployers(inv, keys_dir=keys_dir)):
+            click.echo(f"wrote {path}", err=True)
