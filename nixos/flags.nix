@@ -2,8 +2,8 @@
 #
 # Plain Nix with no nixpkgs, so that the module and its tests share one table:
 # an option is passed on as its flag; a list repeats the flag once per item;
-# null (the default of most options) leaves the flag out, and with it the
-# listener's own default.
+# true passes a switch alone, false leaves it out; null (the default of most
+# options) leaves the flag out, and with it the listener's own default.
 let
   flags = {
     hostname = "--hostname";
@@ -26,6 +26,9 @@ let
     diskPaths = "--disk-path";
     progressInterval = "--progress-interval";
     logLevel = "--log-level";
+    trustedKeysFile = "--trusted-keys";
+    signingSeedFile = "--signing-seed";
+    allowUnsigned = "--accept-unsigned";
   };
 
   # toString 0.5 is "0.500000"; toJSON gives the short form.
@@ -35,7 +38,8 @@ let
     else toString value;
 
   argsFor = name: value:
-    if value == null then [ ]
+    if value == null || value == false then [ ]
+    else if value == true then [ flags.${name} ]
     else if builtins.isList value then builtins.concatMap (item: [ flags.${name} (render item) ]) value
     else [ flags.${name} (render value) ];
 in
@@ -43,7 +47,8 @@ in
   inherit flags;
 
   # Options of the module that are not `hlplay listen` flags.
-  nonFlagOptions = [ "enable" "package" "extraArgs" ];
+  # trustedKeys reaches the listener as a --trusted-keys file the module writes.
+  nonFlagOptions = [ "enable" "package" "extraArgs" "trustedKeys" ];
 
   # Quotes arguments for a systemd Exec* line: JSON string quoting (which
   # systemd's parser reads back), with % and $ doubled so that systemd expands

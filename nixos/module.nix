@@ -6,9 +6,9 @@
 # executor): build <flakeUrl>?ref=<revision>#<hostname>, diff its closure,
 # activate, health gate, confirm or roll back.
 #
-# Every option below except enable, package and extraArgs is one flag of
-# `hlplay listen`; the table is ./flags.nix, which the tests check against the
-# real command line.
+# Every option below except enable, package, extraArgs and trustedKeys (written
+# to the file --trusted-keys names) is one flag of `hlplay listen`; the table
+# is ./flags.nix, which the tests check against the real command line.
 { config, lib, pkgs, ... }:
 
 let
@@ -19,6 +19,8 @@ let
   # Host, tier and role names become NATS subject tokens.
   token = types.strMatching "[A-Za-z0-9_-]+";
   nullOrStr = types.nullOr types.str;
+  # An NKey user or server public key (the listener checks the checksum too).
+  publicKey = types.strMatching "[UN][A-Z2-7]{55}";
 
   stateDir = "/var/lib/hlplay-listener";
 
@@ -30,13 +32,31 @@ let
   # off for it. Only `noop`, which changes nothing, gets the strict sandbox.
   activatesInService = cfg.executor == "nix";
 
-  # The seed is handed over with LoadCredential: it stays readable by root
-  # only, wherever the administrator keeps it, and never enters the store.
+  # Public keys, not secrets: a file in the store is fine for them.
+  trustedKeysFile =
+    if cfg.trustedKeys != [ ] then
+      builtins.toFile "hlplay-trusted-deployers" (builtins.concatStringsSep "\n" cfg.trustedKeys + "\n")
+    else cfg.trustedKeysFile;
+  hasTrust = cfg.trustedKeys != [ ] || cfg.trustedKeysFile != null;
+
+  # Seeds are handed over with LoadCredential: they stay readable by root
+  # only, wherever the administrator keeps them, and never enter the store.
   args =
-    listen.args (cfg // { nkeyFile = null; stateDir = stateDir; })
+    listen.args (cfg // {
+      nkeyFile = null;
+      signingSeedFile = null;
+      inherit trustedKeysFile stateDir;
+    })
     ++ cfg.extraArgs;
+  secretPath = name: file: {
+    assertion = lib.hasPrefix "/" file && !(lib.hasPrefix builtins.storeDir file);
+    message = "services.hlplay-listener.${name} must be an absolute path outside the Nix store (the store is world-readable).";
+  };
   # %d is the unit's credentials directory: the one specifier left unescaped.
-  execStart = "${cfg.package}/bin/hlplay ${listen.execArgs args} ${listen.flags.nkeyFile} %d/nkey";
+  signingSeedArgs =
+    if cfg.signingSeedFile == null then ""
+    else " ${listen.flags.signingSeedFile} %d/signing-seed";
+  execStart = "${cfg.package}/bin/hlplay ${listen.execArgs args}${signingSeedArgs} ${listen.flags.nkeyFile} %d/nkey";
 in
 {
   options.services.hlplay-listener = {
@@ -182,6 +202,53 @@ in
       description = "Log level (null: the listener's default).";
     };
 
+    trustedKeysFile = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "/etc/hlplay/prod.deployers";
+      description = ''
+        File of the deployer public keys (`U…`, one a line, `#` comments) this
+        listener accepts signed requests from: `<tier>.deployers` from
+        `hlplay nats config --trust-dir DIR`. Not a secret. This or
+        `trustedKeys` must be set unless `allowUnsigned` is: requests are
+        signed and checked by default.
+      '';
+    };
+
+    trustedKeys = mkOption {
+      type = types.listOf publicKey;
+      default = [ ];
+      example = [ "UDWYH6OFUG2OKKHO5YO6VGAHDJHDG2GPQLM7DWAHCGFOA5WHM7PYVKWK" ];
+      description = ''
+        The same as `trustedKeysFile`, given inline (the module writes the
+        file). Set one of the two, not both.
+      '';
+    };
+
+    signingSeedFile = mkOption {
+      type = nullOrStr;
+      default = null;
+      example = "/run/secrets/hlplay-listener-signing.seed";
+      description = ''
+        NKey seed this listener signs its responses with (null: the seed of
+        `nkeyFile`, so the controller checks responses against the host's NATS
+        user key). When set, give the controller its public key as the host's
+        `hlplay_listener_key` variable. A path as a string, so that the secret
+        is not copied into the Nix store.
+      '';
+    };
+
+    allowUnsigned = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Also accept requests that carry no signature (homelab-deploy clients).
+        Anyone who may publish to this host's subjects can then deploy it: the
+        NATS server's authorization is the only guard left. The listener logs
+        that it runs so at start.
+      '';
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -191,11 +258,16 @@ in
 
   config = lib.mkIf cfg.enable {
     assertions = [
+      (secretPath "nkeyFile" cfg.nkeyFile)
       {
-        assertion = lib.hasPrefix "/" cfg.nkeyFile && !(lib.hasPrefix builtins.storeDir cfg.nkeyFile);
-        message = "services.hlplay-listener.nkeyFile must be an absolute path outside the Nix store (the store is world-readable).";
+        assertion = hasTrust || cfg.allowUnsigned;
+        message = "services.hlplay-listener: set trustedKeysFile or trustedKeys (the deployer keys this host accepts requests from; `hlplay nats config --trust-dir`), or allowUnsigned = true to accept unsigned requests.";
       }
-    ];
+      {
+        assertion = !(cfg.trustedKeys != [ ] && cfg.trustedKeysFile != null);
+        message = "services.hlplay-listener: set trustedKeys or trustedKeysFile, not both.";
+      }
+    ] ++ lib.optional (cfg.signingSeedFile != null) (secretPath "signingSeedFile" cfg.signingSeedFile);
 
     systemd.services.hlplay-listener = {
       description = "hlplay listener: deploys this host on NATS requests";
@@ -239,7 +311,8 @@ in
       serviceConfig =
         {
           ExecStart = execStart;
-          LoadCredential = [ "nkey:${cfg.nkeyFile}" ];
+          LoadCredential = [ "nkey:${cfg.nkeyFile}" ]
+            ++ lib.optional (cfg.signingSeedFile != null) "signing-seed:${cfg.signingSeedFile}";
           Restart = "always";
           RestartSec = "5s";
           # SIGTERM to the listener alone: it stops taking requests, then

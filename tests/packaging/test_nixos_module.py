@@ -116,6 +116,7 @@ SAMPLE = {
     "diskPaths": ["/", "/nix"],
     "progressInterval": 0.5,
     "logLevel": "info",
+    "trustedKeysFile": "/etc/hlplay/test.deployers",
     "extraArgs": [],
 }
 
@@ -267,4 +268,44 @@ def test_the_default_listener_runs_the_nix_pipeline_with_what_it_calls(tmp_path:
 
 def test_a_seed_in_the_store_is_refused(tmp_path: Path) -> None:
     result = _evaluate(tmp_path, {**SAMPLE, "nkeyFile": "/nix/store/abc-listener.seed"})
-    assert result["assertions"] == [False]
+    assert result["assertions"][0] is False and all(result["assertions"][1:])
+
+
+def test_requests_must_be_signed_unless_unsigned_ones_are_allowed(tmp_path: Path) -> None:
+    # Security by default: a host with no trusted deployer keys does not evaluate.
+    bare = {k: v for k, v in SAMPLE.items() if k != "trustedKeysFile"}
+    assert not all(_evaluate(tmp_path, bare)["assertions"])
+    result = _evaluate(tmp_path, {**bare, "allowUnsigned": True})
+    assert all(result["assertions"])
+    argv = _exec_argv(result["execStart"])
+    assert "--accept-unsigned" in argv and "--trusted-keys" not in argv
+    argv = _exec_argv(_evaluate(tmp_path, SAMPLE)["execStart"])
+    assert "--accept-unsigned" not in argv
+    assert argv[argv.index("--trusted-keys") + 1] == SAMPLE["trustedKeysFile"]
+
+
+def test_trusted_keys_given_inline_become_a_file(tmp_path: Path) -> None:
+    from hlplay.auth.keys import generate
+
+    keys = [generate()[1], generate()[1]]
+    bare = {k: v for k, v in SAMPLE.items() if k != "trustedKeysFile"}
+    result = _evaluate(tmp_path, {**bare, "trustedKeys": keys})
+    assert all(result["assertions"])
+    argv = _exec_argv(result["execStart"])
+    assert argv[argv.index("--trusted-keys") + 1].startswith("/nix/store/")
+    both = _evaluate(tmp_path, {**SAMPLE, "trustedKeys": keys})
+    assert not all(both["assertions"])
+
+
+def test_a_signing_seed_is_a_credential_outside_the_store(tmp_path: Path) -> None:
+    seed = "/run/secrets/hlplay-signing.seed"
+    result = _evaluate(tmp_path, {**SAMPLE, "signingSeedFile": seed})
+    assert all(result["assertions"])
+    argv = _exec_argv(result["execStart"])
+    assert argv[argv.index("--signing-seed") + 1] == (
+        "/run/credentials/hlplay-listener.service/signing-seed"
+    )
+    assert f"signing-seed:{seed}" in result["serviceConfig"]["LoadCredential"]
+    assert seed not in argv
+    stored = _evaluate(tmp_path, {**SAMPLE, "signingSeedFile": "/nix/store/abc-signing.seed"})
+    assert not all(stored["assertions"])
