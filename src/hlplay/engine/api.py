@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from hlplay.engine.events import EventBus, Reporter
+from hlplay.engine.jsondoc import JsonCollector
 from hlplay.engine.results import HostStats
 from hlplay.engine.runner import PreparedPlay, Runner, RunOptions, prepare_plays
 from hlplay.inventory.model import Inventory
 from hlplay.playbook.loader import load_playbook
 from hlplay.playbook.model import Playbook
 from hlplay.playbook.templating import default_templar
-from hlplay.report.jsonreport import JsonCollector
 from hlplay.transports.base import Transport
 from hlplay.transports.factory import TransportPool
 

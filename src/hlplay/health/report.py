@@ -152,7 +152,7 @@ class FleetReport:
 
     def render(self) -> tuple[str, dict[str, Any]]:
         """The Markdown text and the JSON document."""
-        from hlplay.modules.report import render_report
+        from hlplay.mdreport import render_report
 
         rows = [h.row() for h in self.hosts]
         md, doc = render_report(

@@ -13,7 +13,7 @@ import re
 import string
 
 from hlplay.errors import InventoryError, Location
-from hlplay.protocol.messages import is_subject_token
+from hlplay.subjectrules import is_subject_token
 
 HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 GROUP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")

@@ -27,6 +27,7 @@ from hlplay.inventory.model import (
     SubjectTemplates,
 )
 from hlplay.inventory.names import check_token, type_name
+from hlplay.subjectrules import ANY_PLACEHOLDER_RE, is_literal_subject, template_problem
 from hlplay.yamlsrc import YList, YMap
 
 URL_RE = re.compile(r"^(nats|tls|ws|wss)://[^\s/]+.*$")
@@ -34,8 +35,6 @@ HTTP_RE = re.compile(r"^https?://\S+$")
 FLAKE_REF_RE = re.compile(r"^[a-z][a-z0-9+.-]*:")
 USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*$")
-PLACEHOLDER_RE = re.compile(r"<([^<>]*)>")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 SSH_SCHEMA: dict[str, Any] = {
     "user": "user",
@@ -157,7 +156,7 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
     if kind == "subject":
         return text
     if kind == "reply_prefix":
-        if not all(TOKEN_RE.match(tok) for tok in text.split(".")):
+        if not is_literal_subject(text):
             raise InventoryError(
                 f"{what}: '{text}' is not a NATS subject prefix "
                 "(dot-separated words, no wildcards), e.g. deploy.responses",
@@ -280,8 +279,6 @@ class SettingsCollector:
         return Settings(nats=nats, nix=nix, monitoring=monitoring, defaults=defaults)
 
     def _check_subjects(self, subjects: SubjectTemplates) -> None:
-        from hlplay.protocol.subjects import template_problem
-
         for key in SUBJECT_KEYS:
             template: str = getattr(subjects, key)
             leaf = self.leaves.get(f"hlplay.nats.subjects.{key}")
@@ -291,8 +288,8 @@ class SettingsCollector:
             if problem is not None:
                 sep = ":" if problem.startswith("unknown") else ""
                 raise InventoryError(f"{what}{sep} {problem}", loc)
-            sample = PLACEHOLDER_RE.sub("x", template)
-            if not all(TOKEN_RE.match(tok) for tok in sample.split(".")):
+            sample = ANY_PLACEHOLDER_RE.sub("x", template)
+            if not is_literal_subject(sample):
                 raise InventoryError(
                     f"{what}: not a valid NATS subject (dot-separated words, no wildcards)", loc
                 )

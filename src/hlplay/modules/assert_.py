@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
-from hlplay.playbook.templating import TemplateFailure, default_templar
+from hlplay.templating.templar import TemplateFailure, default_templar
 
 
 class Assert(Module):

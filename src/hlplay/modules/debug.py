@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
-from hlplay.playbook.templating import TemplateFailure, default_templar
+from hlplay.templating.templar import TemplateFailure, default_templar
 
 
 def plain(value: Any) -> Any:

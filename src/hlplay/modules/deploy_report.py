@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from hlplay.mdreport import markdown_table, write_report
 from hlplay.modules.base import Arg, Module, ModuleResult, TaskContext
-from hlplay.modules.report import markdown_table, write_report
 
 COLUMNS = ["host", "tier", "via", "old gen", "new gen", "revision", "diff", "result"]
 

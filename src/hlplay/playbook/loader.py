@@ -20,7 +20,7 @@ from hlplay.modules.base import Module
 from hlplay.modules.registry import canonical_name, find_module, get_module
 from hlplay.playbook import validation
 from hlplay.playbook.model import Block, Item, LoopControl, Play, Playbook, Task, iter_tasks
-from hlplay.playbook.templating import (
+from hlplay.templating.templar import (
     NO_TEMPLATES,
     Layer,
     Templar,
@@ -253,7 +253,7 @@ class _PlaybookLoader:
         if not has_template(value):
             return value
         self._check_template(value, loc)
-        from hlplay.playbook.templating import TemplateFailure, Vars
+        from hlplay.templating.templar import TemplateFailure, Vars
 
         scope = Vars([(self.extra_vars, NO_TEMPLATES), self.templar.globals_layer], self.templar)
         try:

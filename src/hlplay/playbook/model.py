@@ -15,7 +15,7 @@ from hlplay.errors import Location
 
 if TYPE_CHECKING:
     from hlplay.modules.base import Module
-    from hlplay.playbook.templating import Layer
+    from hlplay.templating.templar import Layer
 
 Strategy = Literal["linear", "free"]
 

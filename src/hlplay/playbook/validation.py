@@ -13,7 +13,7 @@ from typing import Any
 from hlplay.errors import did_you_mean
 from hlplay.inventory.names import type_name
 from hlplay.modules.base import Arg, ArgError, Module, check_choices, coerce
-from hlplay.playbook.templating import has_template
+from hlplay.templating.templar import has_template
 
 # ``default(omit)`` renders to this; arguments with it are dropped, as in Ansible.
 OMIT = "__hlplay_omit_place_holder__"

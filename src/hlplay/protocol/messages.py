@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hlplay.subjectrules import LITERAL_SUBJECT_RE as REPLY_SUBJECT_RE
+from hlplay.subjectrules import SUBJECT_TOKEN_RE as SUBJECT_TOKEN_RE
+from hlplay.subjectrules import is_subject_token as is_subject_token
+
 PROTOCOL_VERSION = 1
 
 
@@ -70,10 +74,6 @@ AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 REVISION_MAX = 200
-# A NATS subject token: no whitespace, dots or wildcards.
-SUBJECT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-# A reply subject: dot-separated tokens, no wildcards, no empty tokens.
-REPLY_SUBJECT_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 REPLY_SUBJECT_MAX = 255
 REQUEST_ID_MAX = 100
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -140,10 +140,6 @@ def validate_revision(revision: object) -> str:
             "revision may contain only letters, digits and . _ / + @ - (no '..')",
         )
     return revision
-
-
-def is_subject_token(name: str) -> bool:
-    return bool(SUBJECT_TOKEN_RE.fullmatch(name))
 
 
 def is_reply_subject(subject: object) -> bool:

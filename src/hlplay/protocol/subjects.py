@@ -9,53 +9,40 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
-from hlplay.inventory.model import SubjectTemplates
+from hlplay.subjectrules import ANY_PLACEHOLDER_RE as ANY_PLACEHOLDER_RE
+from hlplay.subjectrules import FORBIDDEN_PLACEHOLDERS as FORBIDDEN_PLACEHOLDERS
+from hlplay.subjectrules import PLACEHOLDERS as PLACEHOLDERS
+from hlplay.subjectrules import REQUIRED_PLACEHOLDERS as REQUIRED_PLACEHOLDERS
+from hlplay.subjectrules import template_problem as template_problem
 
 PLACEHOLDER_RE = re.compile(r"<([a-z]+)>")
-ANY_PLACEHOLDER_RE = re.compile(r"<([^<>]*)>")
-PLACEHOLDERS = ("tier", "hostname", "role")
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9_*>-]+(\.[A-Za-z0-9_*>-]+)*$")
 
 
-# Which placeholders each template must and must not use: a host subject
-# without <hostname> would reach every host of the tier, a tier subject with
-# <hostname> would reach none of the others.
-REQUIRED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "host": ("hostname",),
-    "tier": ("tier",),
-    "role": ("role",),
-    "discover": (),
-    "facts": ("hostname",),
-    "confirm": ("hostname",),
-}
-FORBIDDEN_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "host": ("role",),
-    "tier": ("hostname", "role"),
-    "role": ("hostname",),
-    "discover": ("hostname", "role"),
-    "facts": ("role",),
-    "confirm": ("role",),
-}
+class TemplateSet(Protocol):
+    """One fleet's templates, read only; the inventory's ``SubjectTemplates`` is one.
+
+    Structural, so the protocol needs nothing from the inventory above it.
+    """
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def tier(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def discover(self) -> str: ...
+    @property
+    def facts(self) -> str: ...
+    @property
+    def confirm(self) -> str: ...
 
 
 class SubjectError(ValueError):
     """A template that cannot expand to a valid subject."""
-
-
-def template_problem(key: str, template: str) -> str | None:
-    """What is wrong with the ``key`` template (``host``, ``tier`` …), or None."""
-    used = ANY_PLACEHOLDER_RE.findall(template)
-    for name in used:
-        if name not in PLACEHOLDERS:
-            return f"unknown placeholder <{name}>; use <tier>, <hostname>, <role>"
-    for name in REQUIRED_PLACEHOLDERS[key]:
-        if name not in used:
-            return f"must contain <{name}>"
-    for name in FORBIDDEN_PLACEHOLDERS[key]:
-        if name in used:
-            return f"cannot contain <{name}>"
-    return None
 
 
 def expand(template: str, *, tier: str = "", hostname: str = "", role: str = "") -> str:
@@ -100,7 +87,7 @@ class ListenerSubjects:
 
 
 def listener_subjects(
-    templates: SubjectTemplates, *, hostname: str, tier: str, roles: tuple[str, ...] = ()
+    templates: TemplateSet, *, hostname: str, tier: str, roles: tuple[str, ...] = ()
 ) -> ListenerSubjects:
     deploy = [
         expand(templates.host, tier=tier, hostname=hostname),
@@ -116,7 +103,7 @@ def listener_subjects(
     )
 
 
-def host_subjects(templates: SubjectTemplates, *, hostname: str, tier: str) -> dict[str, str]:
+def host_subjects(templates: TemplateSet, *, hostname: str, tier: str) -> dict[str, str]:
     """The subjects a controller uses to reach one host directly."""
     return {
         "deploy": expand(templates.host, tier=tier, hostname=hostname),
@@ -125,7 +112,7 @@ def host_subjects(templates: SubjectTemplates, *, hostname: str, tier: str) -> d
     }
 
 
-def tier_patterns(templates: SubjectTemplates, tier: str) -> list[str]:
+def tier_patterns(templates: TemplateSet, tier: str) -> list[str]:
     """Wildcard subjects covering every deploy, facts and confirm subject of ``tier``.
 
     Host and role names become ``*``; patterns another pattern already covers

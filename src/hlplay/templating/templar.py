@@ -28,7 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from hlplay.errors import HlplayError
-from hlplay.playbook.filters import FILTERS, TESTS, FilterError
+from hlplay.templating.filters import FILTERS, TESTS, FilterError
 
 _MARKERS = ("{{", "{%", "{#")
 _FALSE_STRINGS = frozenset(("false", "no", "off", "0", "n", "f", "none", "null", ""))
