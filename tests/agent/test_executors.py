@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from hlplay.deploy.contract import ExecContext, load_executor
 from hlplay.deploy.facts import collect_facts
 from hlplay.deploy.noop import NoopExecutor
+from hlplay.proc import run_argv
 from hlplay.protocol.messages import DeployRequest
 from hlplay.transports.base import CommandResult
 
@@ -22,6 +24,10 @@ class Recorder:
     async def __call__(self, argv: Sequence[str], timeout: float | None) -> CommandResult:
         self.calls.append(list(argv))
         return CommandResult(argv=list(argv), rc=self.rc, stdout=self.stdout, stderr=self.stderr)
+
+
+async def local_runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
+    return await run_argv(argv, timeout=timeout)
 
 
 def ctx_for(runner: Recorder, tmp_path: Path, **kw: object) -> ExecContext:
@@ -60,7 +66,8 @@ async def test_facts_of_this_machine(tmp_path: Path) -> None:
     units = tmp_path / "units"
     units.mkdir()
     (units / "a.service").write_text("failed")
-    ctx = ctx_for(Recorder(), tmp_path)
+    # facts are read with commands: this machine's, through a runner of local ones
+    ctx = dataclasses.replace(ctx_for(Recorder(), tmp_path), runner=local_runner)
     facts = await collect_facts(
         ctx, NoopExecutor(), units_dir=str(units), disk_paths=["/", "/nonexistent-disk"]
     )

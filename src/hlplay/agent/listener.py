@@ -779,10 +779,9 @@ class Listener:
                 disk_paths=self.config.disk_paths,
             )
             facts["busy"] = self._run is not None
-            # What the controller needs to know it gets magic rollback, a
-            # health gate and a diff from this host (an older listener says
-            # neither, and is treated as giving none).
-            facts["executor"] = self.executor.name
+            # The executor the facts name and the protocol version tell the
+            # controller it gets magic rollback, a health gate and a diff from
+            # this host (an older listener says neither, and is treated as giving none).
             facts["protocol"] = PROTOCOL_VERSION
             await self._reply_json(msg, facts)
         except Exception:

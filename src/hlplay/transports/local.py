@@ -46,23 +46,19 @@ class LocalTransport(DirectTransport):
     async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
         import asyncio
 
-        from hlplay.deploy.facts import collect_facts
+        from hlplay.deploy.facts import collect_facts, disk_paths_of
 
         settings = self.settings(host)
-        hvars = self.inventory_vars(host)
-        paths = hvars.get("hlplay_disk_paths")
-        disk_paths = (
-            [str(p) for p in paths] if isinstance(paths, list) and paths else ["/"]
-        )
-        executor = self.executor_of(host)
         facts = await asyncio.wait_for(
             collect_facts(
-                self.context(host), executor, units_dir=settings.units_dir, disk_paths=disk_paths
+                self.context(host),
+                self.executor_of(host),
+                units_dir=settings.units_dir,
+                disk_paths=disk_paths_of(self.inventory_vars(host)),
             ),
             timeout,
         )
         facts["transport"] = self.name
-        facts["executor"] = executor.name
         return facts
 
     def inventory_vars(self, host: Host) -> dict[str, Any]:

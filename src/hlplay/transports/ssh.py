@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hlplay.deploy.facts import collect_facts, disk_paths_of
 from hlplay.inventory.hostsettings import merged_vars
 from hlplay.inventory.model import Host, Inventory
 from hlplay.transports.base import CommandResult, Unreachable
@@ -34,8 +35,6 @@ from hlplay.transports.direct import DirectTransport
 
 if TYPE_CHECKING:
     import asyncssh
-
-    from hlplay.deploy.contract import ExecContext, Executor
 
 log = logging.getLogger("hlplay.transports.ssh")
 
@@ -353,92 +352,24 @@ class SshTransport(DirectTransport):
     # -- facts ---------------------------------------------------------------
 
     async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
-        """The facts a listener reports (same keys), gathered with plain commands."""
+        """The facts every host reports (:func:`~hlplay.deploy.facts.collect_facts`)."""
         t = timeout if timeout is not None else 30.0
         await self._connection(host)  # Unreachable once, not once per command
-        hvars = self.host_vars(host)
-        units_dir = hvars.get("hlplay_units_dir")
-        paths = _disk_paths(hvars)
-        executor, ctx = self.executor_of(host), self.context(host)
-        units_task = (
-            self._failed_units_from_dir(host, str(units_dir), t)
-            if units_dir
-            else self._failed_units_from_systemd(host, t)
-        )
-        (units, source), loadavg, meminfo, uptime, system, *dfs = await asyncio.gather(
-            units_task,
-            self.run(host, ["cat", "/proc/loadavg"], timeout=t),
-            self.run(host, ["cat", "/proc/meminfo"], timeout=t),
-            self.run(host, ["cat", "/proc/uptime"], timeout=t),
-            self._current(executor, ctx, t),
-            *(self.run(host, ["df", "-P", "-k", "--", p], timeout=t) for p in paths),
-        )
-        now = time.time()
-        gen_time = system.get("generation_time")
-        return {
-            "hostname": host.name,
-            "tier": host.tier,
-            "roles": list(host.roles),
-            "time": now,
-            "failed_units": units,
-            "failed_units_source": source,
-            "load": parse_loadavg(loadavg.stdout) if loadavg.rc == 0 else None,
-            "memory": parse_meminfo(meminfo.stdout) if meminfo.rc == 0 else None,
-            "disk": [
-                parse_df(p, r.rc, r.stdout, r.stderr) for p, r in zip(paths, dfs, strict=True)
-            ],
-            "uptime": parse_uptime(uptime.stdout) if uptime.rc == 0 else None,
-            "generation": system.get("generation"),
-            "revision": system.get("revision"),
-            "store_path": system.get("store_path"),
-            "generation_age": (
-                round(now - gen_time, 1) if isinstance(gen_time, int | float) else None
+        executor = self.executor_of(host)
+        # The deadline gives every command the time left, which the host's
+        # timeout(1) enforces; wait_for is the backstop for a silent host.
+        ctx = self.context(host, deadline=time.monotonic() + t)
+        facts = await asyncio.wait_for(
+            collect_facts(
+                ctx,
+                executor,
+                units_dir=self.settings(host).units_dir,
+                disk_paths=disk_paths_of(self.host_vars(host)),
             ),
-            "transport": self.name,
-            "executor": executor.name,
-        }
-
-    async def _current(
-        self, executor: Executor, ctx: ExecContext, timeout: float
-    ) -> dict[str, Any]:
-        try:
-            return dict(await asyncio.wait_for(executor.current(ctx), timeout))
-        except Unreachable:
-            raise
-        except Exception as exc:  # the other facts stay useful without the generation
-            return {"error": f"{type(exc).__name__}: {exc}"}
-
-    async def _failed_units_from_systemd(
-        self, host: Host, timeout: float
-    ) -> tuple[list[str] | None, str]:
-        booted, units = await asyncio.gather(
-            self.run(host, ["test", "-d", "/run/systemd/system"], timeout=timeout),
-            self.run(
-                host,
-                ["systemctl", "--failed", "--plain", "--no-legend", "--no-pager"],
-                timeout=timeout,
-            ),
+            t + TIMEOUT_GRACE,
         )
-        if booted.rc != 0 or units.rc != 0:
-            return None, "unavailable"
-        return parse_failed_units(units.stdout), "systemd"
-
-    async def _failed_units_from_dir(
-        self, host: Host, path: str, timeout: float
-    ) -> tuple[list[str] | None, str]:
-        """Hosts without systemd keep one file per unit (``web.service``) whose
-        content is its state; the failed ones are those that say ``failed``."""
-        found = await self.run(
-            host,
-            ["find", path, "-maxdepth", "1", "-type", "f",
-             "-exec", "grep", "-l", "-x", "-F", "failed", "--", "{}", "+"],
-            timeout=timeout,
-        )  # fmt: skip
-        if found.rc != 0 and found.stderr.strip():  # no such directory, unreadable
-            return None, "units-dir"
-        return sorted(line.rsplit("/", 1)[-1] for line in found.stdout.splitlines() if line), (
-            "units-dir"
-        )
+        facts["transport"] = self.name
+        return facts
 
     async def close(self) -> None:
         conns = [s.conn for s in self._hosts.values() if s.conn is not None]
@@ -514,13 +445,6 @@ def _max_channels(hvars: Mapping[str, Any]) -> int:
     return max(1, n)
 
 
-def _disk_paths(hvars: Mapping[str, Any]) -> list[str]:
-    paths = hvars.get("hlplay_disk_paths")
-    if isinstance(paths, Sequence) and not isinstance(paths, str | bytes) and paths:
-        return [str(p) for p in paths]
-    return ["/"]
-
-
 def _host_key_message(host: Host, known_hosts: str, reason: str) -> str:
     """Tell a changed host key (dangerous) from a host never seen before."""
     import asyncssh
@@ -542,63 +466,6 @@ def _host_key_message(host: Host, known_hosts: str, reason: str) -> str:
         f"host key for {host.name} is not in known_hosts ({known_hosts} has no entry "
         f"for {name}); add it (ssh-keyscan) or set host_key_checking: false"
     )
-
-
-# -- fact parsers (plain text from the host, so they are testable alone) --------
-
-
-def parse_failed_units(text: str) -> list[str]:
-    """``systemctl --failed --plain --no-legend``: the unit is the first word."""
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
-
-
-def parse_loadavg(text: str) -> list[float] | None:
-    try:
-        return [round(float(p), 2) for p in text.split()[:3]]
-    except ValueError:
-        return None
-
-
-def parse_meminfo(text: str) -> dict[str, int] | None:
-    """Total and available memory in bytes, as the listener reports them."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("MemTotal", "MemAvailable"):
-            try:
-                values[key] = int(rest.split()[0]) * 1024
-            except (ValueError, IndexError):
-                return None
-    if "MemTotal" not in values:
-        return None
-    return {"total": values["MemTotal"], "available": values.get("MemAvailable", 0)}
-
-
-def parse_uptime(text: str) -> float | None:
-    try:
-        return float(text.split()[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def parse_df(path: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
-    """One ``df -P -k PATH``, in the listener's shape (``shutil.disk_usage``'s numbers)."""
-    lines = stdout.splitlines()
-    words = lines[1].split() if rc == 0 and len(lines) > 1 else []
-    try:
-        total, used, free = (int(w) * 1024 for w in words[1:4])
-    except ValueError:
-        words = []
-    if len(words) < 6:
-        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "df failed"
-        return {"path": path, "error": reason.removeprefix("df: ")}
-    return {
-        "path": path,
-        "total": total,
-        "used": used,
-        "free": free,
-        "percent": round(100.0 * used / total, 1) if total else 0.0,
-    }
 
 
 __all__ = ["SshTransport"]
