@@ -347,10 +347,18 @@ class _Run:
         self.data: dict[str, Any] = {"action": self.action, "revision": request.revision}
         self.systemd: bool | None = None  # learnt before the first activation
         self.back_to: Generation | None = None
+        from hlplay.deploy import buildplace
+
         build_on = ctx.options.get("build_on", "host")
         if build_on not in ("host", "controller"):
             raise NixOpError("build_on must be 'host' or 'controller'")
         self.build_on = str(build_on)
+        #: a build host's store: built there, brought back, then copied as from here
+        self.build_store = buildplace.option(ctx.options, "build_store")
+        # Before anything runs: a host handed a controller's checkout fails late and obscurely.
+        problem = buildplace.unreadable_flake(ctx.flake, ctx.hostname, ctx.options)
+        if problem is not None:
+            raise flakeref.FlakeRefError(problem)
 
     @property
     def runner(self) -> CommandRunner:
@@ -476,9 +484,29 @@ class _Run:
         target = flakeref.installable(
             ctx.flake, self.request.revision, ctx.toplevel_attr, ctx.hostname
         )
-        where = "on the controller" if self.build_on == "controller" else ""
+        if self.build_store is not None:
+            where = f"on {self.build_store}"
+        elif self.build_on == "controller":
+            where = "on the controller"
+        else:
+            where = ""
         await ctx.progress(f"building {target} {where}".rstrip())
         start = time.monotonic()
+        if self.build_store is not None:
+            from hlplay.deploy import buildplace
+
+            remote = buildplace.runner_with_sshopts(buildplace.option(ctx.options, "build_sshopts"))
+            path = await buildplace.build_on_store(
+                remote, target, self.build_store, timeout=self.opts.build_timeout
+            )
+            self.data["build_seconds"] = round(time.monotonic() - start, 3)
+            await ctx.progress(f"built {path}; copying it from {self.build_store}")
+            # The diff and the copy to the host read the closure from here.
+            await system.copy_closure(
+                remote, path, None, from_uri=self.build_store, timeout=self.opts.build_timeout
+            )
+            self.data["build_host_store"] = self.build_store
+            return path
         runner = local_runner if self.build_on == "controller" else self.runner
         path = await system.build(runner, target, timeout=self.opts.build_timeout)
         self.data["build_seconds"] = round(time.monotonic() - start, 3)
@@ -486,19 +514,25 @@ class _Run:
         return path
 
     async def copy(self, path: str) -> None:
-        store = self.ctx.options.get("copy_to")
-        if not isinstance(store, str) or not store:
+        from hlplay.deploy import buildplace
+
+        options = self.ctx.options
+        store = buildplace.option(options, "copy_to")
+        if store is None:
             raise NixOpError("build_on: controller needs copy_to (a store URI such as ssh-ng://…)")
-        sshopts = self.ctx.options.get("nix_sshopts")
-        await self.ctx.progress(f"copying {path} to {store}")
-
-        async def runner(argv: Any, timeout: float | None) -> CommandResult:
-            from hlplay.proc import run_argv
-
-            env = {"NIX_SSHOPTS": str(sshopts)} if sshopts else None
-            return await run_argv(argv, timeout=timeout, env=env)
-
-        await system.copy_closure(runner, path, store, timeout=self.opts.build_timeout)
+        substitute = options.get("substitute_on_destination") is True
+        await self.ctx.progress(
+            f"copying {path} to {store}" + (" (substitutes on the host)" if substitute else "")
+        )
+        start = time.monotonic()
+        await system.copy_closure(
+            buildplace.runner_with_sshopts(buildplace.option(options, "nix_sshopts")),
+            path,
+            store,
+            substitute=substitute,
+            timeout=self.opts.build_timeout,
+        )
+        self.data.update(copied_to=store, copy_seconds=round(time.monotonic() - start, 3))
 
     async def add_diff(self, old_path: str | None, new_path: str, *, required: bool) -> None:
         """Put the closure diff (JSON, text, summary) into the result data."""

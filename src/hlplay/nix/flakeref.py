@@ -97,5 +97,20 @@ def local_repo(flake: str) -> str | None:
     return None
 
 
+def controller_checkout(flake: str) -> str | None:
+    """The controller's directory or file a flake reads, or None for a fetchable URL.
+
+    Such a flake (a plain path, ``git+file:``, ``path:``, ``file:``) exists
+    only where the controller runs: another machine cannot build from it.
+    """
+    repo = local_repo(flake)
+    if repo is not None:
+        return repo
+    if flake.startswith(("file:", "tarball+file:")):
+        rest = flake.split(":", 1)[1].removeprefix("//").split("?", 1)[0].split("#", 1)[0]
+        return unquote(rest) or None
+    return None
+
+
 def _has_scheme(flake: str) -> bool:
     return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", flake)) and not flake.startswith("./")

@@ -156,15 +156,36 @@ async def build(
 
 
 async def copy_closure(
-    runner: CommandRunner, path: str, store_uri: str, *, timeout: float | None = None
+    runner: CommandRunner,
+    path: str,
+    store_uri: str | None,
+    *,
+    from_uri: str | None = None,
+    substitute: bool = False,
+    timeout: float | None = None,
 ) -> None:
-    """``nix copy`` a closure to another store (``ssh-ng://root@host``)."""
+    """``nix copy`` a closure to another store (``ssh-ng://root@host``), or from one.
+
+    ``store_uri`` None copies into the runner's own store (with ``from_uri``);
+    ``substitute`` lets the destination fetch what its substituters have
+    instead of receiving it (``--substitute-on-destination``).
+    """
     check_store_path(path)
-    if store_uri.startswith("-") or any(c.isspace() for c in store_uri):
-        raise NixOpError(f"invalid store URI {store_uri!r}")
-    res = await runner([*NIX, "copy", "--no-check-sigs", "--to", store_uri, path], timeout)
+    argv = [*NIX, "copy", "--no-check-sigs"]  # Nix 2.8 refuses unsigned paths without it
+    for flag, uri in (("--from", from_uri), ("--to", store_uri)):
+        if uri is None:
+            continue
+        if not uri or uri.startswith("-") or any(c.isspace() for c in uri):
+            raise NixOpError(f"invalid store URI {uri!r}")
+        argv += [flag, uri]
+    if store_uri is None and from_uri is None:
+        raise NixOpError("nix copy needs a store to copy to or from")
+    if substitute:
+        argv.append("--substitute-on-destination")
+    res = await runner([*argv, path], timeout)
     if res.rc != 0:
-        raise _fail(f"nix copy to {store_uri}", res)
+        where = f"to {store_uri}" if store_uri else f"from {from_uri}"
+        raise _fail(f"nix copy {where}", res)
 
 
 async def path_info_json(
