@@ -127,6 +127,8 @@ def test_a_tampered_message_is_refused(deployer: tuple[str, str], change: Any) -
         {"sig": 5},
         {"sig": "!!not base64!!"},
         {"sig": "AAAA"},
+        {"ts": 10**400},
+        {"key": "U" * 100_000},
         {"nonce": ""},
         {"nonce": "x" * 65},
         {"extension": 1},
@@ -308,3 +310,42 @@ def test_account_keys_may_not_sign() -> None:
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_ACCOUNT).decode()
     with pytest.raises(ValueError, match="user"):
         Signer(seed)
+
+
+def test_a_signature_has_one_spelling(deployer: tuple[str, str]) -> None:
+    # a lenient decoder would skip stray characters or accept padding, and
+    # the same signature would verify under several spellings
+    seed, public = deployer
+    doc = sign(_request(), seed, now=NOW)
+    good = doc[SIG_FIELD]["sig"]
+    for spelling in (good + "==", good[:40] + "\n" + good[40:], good[:40] + "!" + good[40:]):
+        doc[SIG_FIELD]["sig"] = spelling
+        _refused(ErrorCode.BAD_SIGNATURE, doc, {public}, now=NOW)
+    doc[SIG_FIELD]["sig"] = good
+    verify(doc, {public}, now=NOW)
+
+
+def test_random_damage_is_only_ever_refused(deployer: tuple[str, str]) -> None:
+    # whatever a forger sends, verify answers with a refusal code, never another error
+    import random
+
+    seed, public = deployer
+    rng = random.Random(12)
+    wire = json.dumps(sign(_request(options={"a": [1, 2]}), seed, now=NOW))
+    values: list[Any] = [None, True, 0, -1, 1e308, 10**30, "", "x" * 300, [], {}, [{}], "U" * 56]
+    for _ in range(2000):
+        doc = json.loads(wire)
+        target = doc[SIG_FIELD] if rng.random() < 0.6 else doc
+        key = rng.choice([*target.keys(), "extra"])
+        if rng.random() < 0.2:
+            target.pop(key, None)
+        else:
+            target[key] = rng.choice(values)
+        if doc == json.loads(wire):
+            continue  # nothing changed (a missing field removed)
+        try:
+            verify(doc, {public}, now=NOW)
+        except SignatureError as exc:
+            assert exc.code in {ErrorCode.UNSIGNED, ErrorCode.BAD_SIGNATURE}, exc.message
+        else:
+            raise AssertionError(f"damaged message verified: {doc}")

@@ -21,6 +21,7 @@ import binascii
 import json
 import math
 import os
+import re
 import struct
 import time
 from collections import OrderedDict
@@ -45,6 +46,9 @@ DEFAULT_REPLAY_CAPACITY = 100_000
 # never verify as this one's.
 DOMAIN = b"hlplay-sig-v1\n"
 NONCE_BYTES = 12
+PUBLIC_KEY_LEN = 56
+# 64 bytes in unpadded base64url: 85 characters of 6 bits, one of 4 bits.
+_SIG_TEXT_RE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 NONCE_MAX = 64
 # NKey public keys a signer may have: users (U…) and servers (N…).
 _PUBLIC_PREFIXES = {
@@ -98,8 +102,12 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _unb64_signature(text: str) -> bytes | None:
+    # Strict: the decoder would skip stray characters, and one signature
+    # must have one spelling.
+    if not _SIG_TEXT_RE.fullmatch(text):
+        return None
+    return base64.urlsafe_b64decode(text + "==")
 
 
 class Signer:
@@ -175,6 +183,16 @@ def _verify_key(public_key: str) -> nacl.signing.VerifyKey | None:
     return None if raw is None else nacl.signing.VerifyKey(raw)
 
 
+def _timestamp(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        ts = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return ts if math.isfinite(ts) else None
+
+
 def _envelope(
     doc: Mapping[str, Any],
 ) -> tuple[dict[str, Any], str, float, bytes, nacl.signing.VerifyKey]:
@@ -184,12 +202,14 @@ def _envelope(
     if not isinstance(envelope, dict):
         raise SignatureError(ErrorCode.BAD_SIGNATURE, f"'{SIG_FIELD}' must be an object")
     key, ts, sig = envelope.get("key"), envelope.get("ts"), envelope.get(SIG_FIELD)
-    verify_key = _verify_key(key) if isinstance(key, str) else None
+    # The length check first: _verify_key's cache must only ever hold key-sized strings.
+    verify_key = _verify_key(key) if isinstance(key, str) and len(key) == PUBLIC_KEY_LEN else None
     if verify_key is None:
         raise SignatureError(
             ErrorCode.BAD_SIGNATURE, "the signing key is not an NKey public key (U… or N…)"
         )
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+    when = _timestamp(ts)
+    if when is None:
         raise SignatureError(ErrorCode.BAD_SIGNATURE, "the timestamp must be a number")
     if not isinstance(sig, str):
         raise SignatureError(ErrorCode.BAD_SIGNATURE, "the signature must be a string")
@@ -205,13 +225,12 @@ def _envelope(
         raise SignatureError(
             ErrorCode.BAD_SIGNATURE, f"unknown envelope field(s): {', '.join(sorted(unknown))}"
         )
-    try:
-        raw_sig = _unb64(sig)
-    except (binascii.Error, ValueError):
-        raise SignatureError(ErrorCode.BAD_SIGNATURE, "the signature is not base64url") from None
-    if len(raw_sig) != 64:
-        raise SignatureError(ErrorCode.BAD_SIGNATURE, "the signature is not 64 bytes")
-    return envelope, str(key), float(ts), raw_sig, verify_key
+    raw_sig = _unb64_signature(sig)
+    if raw_sig is None:
+        raise SignatureError(
+            ErrorCode.BAD_SIGNATURE, "the signature is not 64 bytes of unpadded base64url"
+        )
+    return envelope, str(key), when, raw_sig, verify_key
 
 
 def verify(
@@ -247,11 +266,10 @@ def verify(
         ) from None
     clock = time.time() if now is None else now
     if abs(clock - ts) > window:
-        when = "old" if ts < clock else "in the future"
+        when = "ago" if ts < clock else "in the future"
         raise SignatureError(
             ErrorCode.STALE,
-            f"signed {abs(clock - ts):.0f} s {'ago' if ts < clock else 'ahead'} "
-            f"(too {when}; the window is ±{window:.0f} s)",
+            f"signed {abs(clock - ts):.0f} s {when}; the window is ±{window:.0f} s",
         )
     raw_id = doc.get("id")
     nonce = envelope.get("nonce")
