@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -173,3 +174,62 @@ def test_nats_config_writes_the_trust_files(tmp_path: Path) -> None:
     assert load_allowed_keys(trust / "prod.deployers") == {prod, admin}
     assert admin in load_allowed_keys(trust / "test.deployers")
     assert f"wrote {trust / 'prod.deployers'}" in result.output
+
+
+def test_trust_holds_on_a_server_with_no_authorization(tmp_path: Path) -> None:
+    # The server lets anyone publish anywhere; the prod trust file still decides.
+    import asyncio
+    import json
+
+    import nats
+
+    from hlplay.auth.keys import read_seed
+    from hlplay.natsserver import NatsServer
+    from hlplay.protocol.signing import ReplayGuard
+    from realparts import nats_server_bin, require
+
+    require(nats_server_bin(), "nats-server")
+    keys = tmp_path / "keys"
+    for name in ("admin", "deployer-test", "deployer-prod"):
+        new_named(name, keys)
+    write_trust_files(tmp_path / "trust", tier_deployers(inventory(), keys_dir=keys))
+    prod = load_allowed_keys(tmp_path / "trust" / "prod.deployers")
+
+    async def scenario() -> list[str]:
+        verdicts: list[str] = []
+        guard = ReplayGuard()
+        got = asyncio.Event()
+        async with NatsServer(None, work_dir=tmp_path / "srv") as server:
+            listener = await nats.connect(server.url)
+            sender = await nats.connect(server.url)
+
+            async def on_request(msg: Any) -> None:
+                try:
+                    verify(json.loads(msg.data), prod, guard=guard)
+                    verdicts.append("accepted")
+                except SignatureError as exc:
+                    verdicts.append(exc.code.value)
+                got.set()
+
+            await listener.subscribe("deploy.prod.all", cb=on_request)
+            await listener.flush()
+
+            async def send(payload: bytes) -> None:
+                got.clear()
+                await sender.publish("deploy.prod.all", payload)
+                await asyncio.wait_for(got.wait(), 5)
+
+            base = {"action": "switch", "revision": "main", "reply_to": "_INBOX.x.1"}
+            test_seed = read_seed(keys / "deployer-test.seed")
+            admin_seed = read_seed(keys / "admin.seed")
+            await send(json.dumps(sign({**base, "id": "a"}, test_seed)).encode())
+            await send(json.dumps(base | {"id": "b"}).encode())
+            signed = json.dumps(sign({**base, "id": "c"}, admin_seed)).encode()
+            await send(signed)
+            await send(signed)  # the same bytes again
+            await listener.close()
+            await sender.close()
+        return verdicts
+
+    verdicts = asyncio.run(scenario())
+    assert verdicts == ["key_not_allowed", "unsigned", "accepted", "replayed"]
