@@ -5,7 +5,7 @@ Kinds:
 
 * ``reachable``: the host answers (its facts arrive).
 * ``units``: no failed units; ``unit_active`` (``target``: a unit): the unit is
-  active — ``systemctl is-active`` (or the lab's units directory) over SSH and
+  active — the deploy gate's probe (:mod:`hlplay.probes`) over SSH and
   locally, the listener's failed-unit list over NATS (which cannot tell a
   stopped unit from a running one, only a failed one).
 * ``disk`` (``target``: a reported path, default the fullest), ``memory``,
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ from hlplay.health.facts import gather_facts
 from hlplay.health.http import HttpError, http_get
 from hlplay.health.thresholds import Thresholds
 from hlplay.inventory.model import Host, Inventory
+from hlplay.probes import Probe, ProbeSpecError, probe, split_hostport, validate_target
+from hlplay.proc import CommandResult, CommandRunner
 from hlplay.transports.base import NotSupported, Transport, Unreachable
 
 KINDS = ("reachable", "units", "unit_active", "disk", "memory", "load", "tcp", "http", "host")
@@ -143,36 +145,42 @@ def _unit_from_facts(unit: str) -> Callable[[dict[str, Any]], Attempt]:
     return judge
 
 
-async def _unit_active(t: CheckTarget, unit: str, allowed: float) -> Attempt:
-    from hlplay.nix.health import HealthCheck, check_argv
+def host_runner(t: CheckTarget) -> CommandRunner:
+    """Run commands on ``t``'s host through its transport (probes take a runner)."""
 
+    async def run(argv: Sequence[str], timeout: float | None) -> CommandResult:
+        return await t.transport.run(t.host, argv, timeout=timeout)
+
+    return run
+
+
+async def _unit_active(t: CheckTarget, unit: str, allowed: float) -> Attempt:
     units_dir = t.vars.get("hlplay_units_dir")
-    argv = check_argv(HealthCheck("unit_active", unit), str(units_dir) if units_dir else None)
     try:
-        res = await t.transport.run(t.host, argv, timeout=allowed)
+        got = await probe(
+            host_runner(t),
+            Probe("unit_active", unit, timeout=allowed),
+            units_dir=str(units_dir) if units_dir else None,
+            run_timeout=allowed,
+        )
     except NotSupported:  # a listener runs no commands: its failed-unit list must do
         return await _facts_attempt(t, allowed, _unit_from_facts(unit))
     except Unreachable as exc:
         return Attempt(False, str(exc) or "unreachable", unreachable=True)
-    if res.rc == 0:
+    if got.ok:
         return Attempt(True, f"{unit} is active", "active")
-    text = (res.stdout.strip() or res.stderr.strip()).splitlines()
-    state = text[-1][:200] if text else f"exit {res.rc}"
-    if res.timed_out:
-        state = f"timed out after {allowed:g}s"
+    state = got.message
     return Attempt(False, f"{unit}: {state}" if not state.startswith(unit) else state, state)
 
 
 def split_tcp_target(target: str, host: Host) -> tuple[str, int]:
     """``HOST:PORT`` or a bare ``PORT`` (the host's own address)."""
-    from hlplay.nix.health import HealthSpecError, split_hostport
-
     text = target.strip()
     if text.isdigit():
         text = f"{host.reach}:{text}"
     try:
         return split_hostport(text, "tcp check")
-    except HealthSpecError as exc:
+    except ProbeSpecError as exc:
         raise CheckError(str(exc)) from None
 
 
@@ -248,12 +256,10 @@ def _one(
     if kind == "unit_active":
         if not target:
             raise CheckError("unit_active needs target: the unit name (e.g. nginx.service)")
-        from hlplay.nix.health import HealthSpecError, parse_check
-
         try:
-            parse_check({"unit_active": target})
-        except HealthSpecError as exc:
-            raise CheckError(str(exc).replace("health check #1: ", "")) from None
+            validate_target("unit_active", target)
+        except ProbeSpecError as exc:
+            raise CheckError(str(exc)) from None
         unit = target
         return lambda allowed: _unit_active(t, unit, allowed)
     if kind == "tcp":

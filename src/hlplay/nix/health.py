@@ -10,55 +10,30 @@ over NATS cannot make a host run anything it chooses::
 
 Each may add ``retries`` (default 2), ``delay`` (seconds between tries,
 default 1), ``timeout`` (per try, default 5) and ``from: controller`` (run by
-the playbook module on the controller instead of on the host). Checks run
-through a command runner, so the same code checks a host from its listener,
-over SSH, or locally.
+the playbook module on the controller instead of on the host). A check is a
+probe of :mod:`hlplay.probes` plus this gate's retries, run through a command
+runner, so the same code checks a host from its listener, over SSH, or locally.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from hlplay.probes import KINDS as KINDS
+from hlplay.probes import Probe, ProbeResult, ProbeSpecError, probe, probe_argv, validate_target
+from hlplay.probes import split_hostport as split_hostport
+from hlplay.probes import split_url as split_url
 from hlplay.proc import CommandRunner
 
-KINDS = ("unit_active", "tcp", "http", "path_exists")
 SIDES = ("host", "controller")
 MAX_CHECKS = 50
 MAX_RETRIES = 30
 
-UNIT_RE = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
-HOSTNAME_RE = re.compile(r"^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$")
-URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
-
-# Fixed scripts; every value reaches them as a positional parameter.
-UNIT_DIR_SCRIPT = (
-    '[ -e "$1/$2.failed" ] && { echo "$2: failed"; exit 1; }; '
-    '[ -e "$1/$2" ] || { echo "$2: not running"; exit 3; }; '
-    's=$(cat -- "$1/$2"); case "$s" in ""|active) exit 0;; esac; echo "$2: $s"; exit 3'
-)
-TCP_SCRIPT = 'exec 3<>"/dev/tcp/$1/$2"'
-HTTP_SCRIPT = (
-    "if command -v curl >/dev/null 2>&1; then "
-    'code=$(curl -s -o /dev/null -m "$5" -w "%{http_code}" -- "$1") || code=000; '
-    "else "
-    'case "$1" in https:*) echo "https needs curl on the host"; exit 2;; esac; '
-    'exec 3<>"/dev/tcp/$2/$3" || exit 2; '
-    'printf \'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n\' "$4" "$2" >&3; '
-    "read -r proto code rest <&3; "
-    "fi; "
-    'if [ -n "$6" ]; then [ "$code" = "$6" ] && exit 0; '
-    'else case "$code" in 2??|3??) exit 0;; esac; fi; '
-    'echo "HTTP status $code"; exit 1'
-)
-
-
-class HealthSpecError(ValueError):
-    """A health check spec that is malformed; the message says which and why."""
+#: A health check spec that is malformed; the message says which and why.
+HealthSpecError = ProbeSpecError
 
 
 @dataclass(frozen=True)
@@ -71,8 +46,12 @@ class HealthCheck:
     side: str = "host"
     status: int | None = None  # http: the exact status wanted
 
+    @property
+    def probe(self) -> Probe:
+        return Probe(self.kind, self.target, self.timeout, self.status)
+
     def describe(self) -> str:
-        return f"{self.kind} {self.target}"
+        return self.probe.describe()
 
     def to_spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {self.kind: self.target, "retries": self.retries}
@@ -159,7 +138,7 @@ def parse_check(spec: object, index: int = 0) -> HealthCheck:
     if not isinstance(target, (str, int)) or isinstance(target, bool):
         raise HealthSpecError(f"{where}: {kind} needs a string")
     target = str(target).strip()
-    _validate_target(kind, target, where)
+    validate_target(kind, target, where)
     retries = _number(spec.get("retries", 2), f"{where}: retries", int, 0, MAX_RETRIES)
     delay = _number(spec.get("delay", 1.0), f"{where}: delay", float, 0, 60)
     timeout = _number(spec.get("timeout", 5.0), f"{where}: timeout", float, 0.1, 300)
@@ -194,90 +173,23 @@ def _number(value: object, what: str, kind: type, low: float, high: float) -> fl
     return float(num)
 
 
-def _validate_target(kind: str, target: str, where: str) -> None:
-    if kind == "unit_active":
-        if not UNIT_RE.match(target) or target.startswith("-"):
-            raise HealthSpecError(f"{where}: invalid unit name {target!r}")
-    elif kind == "tcp":
-        split_hostport(target, where)
-    elif kind == "http":
-        split_url(target, where)
-    elif kind == "path_exists" and (
-        not target.startswith("/") or any(c in target for c in "\n\r\0")
-    ):
-        raise HealthSpecError(f"{where}: path_exists needs an absolute path")
-
-
-def split_hostport(target: str, where: str = "tcp check") -> tuple[str, int]:
-    host, sep, port_s = target.rpartition(":")
-    if not sep or not host or not port_s.isdigit():
-        raise HealthSpecError(f"{where}: expected HOST:PORT, got {target!r}")
-    port = int(port_s)
-    if not 0 < port < 65536 or not HOSTNAME_RE.match(host) or host.startswith("-"):
-        raise HealthSpecError(f"{where}: invalid address {target!r}")
-    return host.strip("[]"), port
-
-
-def split_url(url: str, where: str = "http check") -> tuple[str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HealthSpecError(f"{where}: expected an http:// or https:// URL, got {url!r}")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise HealthSpecError(f"{where}: URL contains whitespace")
-    host = parts.hostname
-    if not HOSTNAME_RE.match(host) and not HOSTNAME_RE.match(f"[{host}]"):
-        raise HealthSpecError(f"{where}: invalid host in {url!r}")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise HealthSpecError(f"{where}: invalid port in {url!r}") from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    if not URL_PATH_RE.match(path):
-        raise HealthSpecError(f"{where}: invalid path in {url!r}")
-    return host, port, path
-
-
 def check_argv(check: HealthCheck, units_dir: str | None = None) -> list[str]:
     """The argument vector that performs one try of ``check`` on the host."""
-    if check.kind == "unit_active":
-        if units_dir:
-            return ["sh", "-c", UNIT_DIR_SCRIPT, "hlplay-health", units_dir, check.target]
-        return ["systemctl", "is-active", "--", check.target]
-    if check.kind == "tcp":
-        host, port = split_hostport(check.target)
-        return ["bash", "-c", TCP_SCRIPT, "hlplay-health", host, str(port)]
-    if check.kind == "http":
-        host, port, path = split_url(check.target)
-        status = str(check.status) if check.status is not None else ""
-        timeout = f"{check.timeout:g}"
-        return [
-            "bash", "-c", HTTP_SCRIPT, "hlplay-health",
-            check.target, host, str(port), path, timeout, status,
-        ]  # fmt: skip
-    return ["test", "-e", check.target]
+    return probe_argv(check.probe, units_dir)
 
 
 async def run_check(
     runner: CommandRunner, check: HealthCheck, *, units_dir: str | None = None
 ) -> CheckOutcome:
-    argv = check_argv(check, units_dir)
-    message = ""
+    """``check``'s probe, tried once and then ``retries`` more times, ``delay`` apart."""
+    result = ProbeResult(False)
     for attempt in range(check.retries + 1):
         if attempt:
             await asyncio.sleep(check.delay)
-        res = await runner(argv, check.timeout + 1)
-        if res.rc == 0:
+        result = await probe(runner, check.probe, units_dir=units_dir)
+        if result.ok:
             return CheckOutcome(check, True, "", attempt + 1)
-        text = (res.stdout.strip() or res.stderr.strip()).splitlines()
-        if res.timed_out:
-            message = f"timed out after {check.timeout:g}s"
-        elif text:
-            message = text[-1][:200]
-        else:
-            message = f"exit {res.rc}"
-    return CheckOutcome(check, False, message, check.retries + 1)
+    return CheckOutcome(check, False, result.message, check.retries + 1)
 
 
 async def run_checks(
