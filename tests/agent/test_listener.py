@@ -7,6 +7,7 @@ import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -202,37 +203,34 @@ async def test_progress_is_rate_limited_into_batches_that_lose_no_count(
     assert lines == sorted(lines, key=lambda t: int(t.split()[2].split("/")[0]))
 
 
+def took(outcomes: dict[str, Any]) -> dict[str, bool]:
+    """Per host: did it take the confirmation (or the rejection)?"""
+    return {h: o.ok or o.error == "rolled_back" for h, o in outcomes.items()}
+
+
 async def test_a_second_request_during_a_run_is_rejected_already_running(
     admin: NatsTransport, nats_fleet: NatsFleet
 ) -> None:
     web1 = nats_fleet.inventory.hosts["web1"]
-    waiting = asyncio.Event()
-
-    def on_progress(host: str, line: str) -> None:
-        if "waiting for confirmation" in line:
-            waiting.set()
-
     # the first run holds until it is confirmed: the second surely meets it running
-    first = asyncio.create_task(
-        admin.deploy(
-            [web1],
-            {
-                "action": "switch",
-                "revision": "slow",
-                "id": "hold-1",
-                "options": {"confirm_timeout": 60},
-            },
-            timeout=90,
-            progress=on_progress,
-        )
+    first = await admin.deploy(
+        [web1],
+        {
+            "action": "switch",
+            "revision": "slow",
+            "id": "hold-1",
+            "options": {"confirm_timeout": 60},
+        },
+        timeout=90,
     )
-    await asyncio.wait_for(waiting.wait(), 20)
+    assert first["web1"].status == "awaiting_confirm"
     second = await admin.deploy([web1], {"action": "switch", "revision": "fast"}, timeout=10)
-    assert await admin.confirm([web1], "hold-1") == {"web1": True}
+    confirmed = await admin.confirm([web1], "hold-1")
+    assert took(confirmed) == {"web1": True}
     assert second["web1"].status == "rejected"
     assert second["web1"].error == "already_running"
     assert "switch of slow is already running" in second["web1"].message
-    assert (await first)["web1"].status == "completed"
+    assert confirmed["web1"].status == "completed"
 
 
 async def test_the_same_request_id_never_runs_twice(
@@ -267,11 +265,10 @@ async def test_confirmation_reaches_a_waiting_run(
     admin: NatsTransport, nats_fleet: NatsFleet
 ) -> None:
     web1 = nats_fleet.inventory.hosts["web1"]
-    confirmations: list[dict[str, bool]] = []
+    confirmations: list[dict[str, Any]] = []
 
-    async def on_progress(host: str, line: str) -> None:
-        if "waiting for confirmation" in line:
-            confirmations.append(await admin.confirm([web1], "confirm-me"))
+    async def confirm(outcome: Any) -> None:
+        confirmations.append(await admin.confirm([web1], "confirm-me"))
 
     request = {
         "action": "switch",
@@ -279,15 +276,15 @@ async def test_confirmation_reaches_a_waiting_run(
         "id": "confirm-me",
         "options": {"confirm_timeout": 10},
     }
-    out = await admin.deploy([web1], request, timeout=20, progress=on_progress)
-    assert confirmations == [{"web1": True}]
-    assert out["web1"].status == "completed"
+    out = await admin.deploy([web1], request, timeout=20, awaiting=confirm)
+    assert [took(c) for c in confirmations] == [{"web1": True}]
+    assert out["web1"].status == "awaiting_confirm"
+    assert confirmations[0]["web1"].status == "completed"
 
-    async def refuse(host: str, line: str) -> None:
-        if "waiting for confirmation" in line:
-            confirmations.append(await admin.reject([web1], "refuse-me"))
+    async def refuse(outcome: Any) -> None:
+        confirmations.append(await admin.reject([web1], "refuse-me"))
 
-    refused = await admin.deploy(
+    await admin.deploy(
         [web1],
         {
             "action": "switch",
@@ -296,19 +293,48 @@ async def test_confirmation_reaches_a_waiting_run(
             "options": {"confirm_timeout": 600},
         },
         timeout=20,
-        progress=refuse,
+        awaiting=refuse,
     )
-    assert confirmations[-1] == {"web1": True}
-    assert refused["web1"].status == "failed"
-    assert refused["web1"].error == "confirm_timeout"
+    assert took(confirmations[-1]) == {"web1": True}
+    assert confirmations[-1]["web1"].status == "failed"
+    assert confirmations[-1]["web1"].error == "rolled_back"
 
     unconfirmed = await admin.deploy(
         [web1],
-        {"action": "switch", "revision": "main", "options": {"confirm_timeout": 0.2}},
+        {
+            "action": "switch",
+            "revision": "main",
+            "id": "late-1",
+            "options": {"confirm_timeout": 0.2},
+        },
         timeout=20,
     )
-    assert unconfirmed["web1"].status == "failed"
-    assert unconfirmed["web1"].error == "confirm_timeout"
+    assert unconfirmed["web1"].status == "awaiting_confirm"
+    await asyncio.sleep(0.5)
+    late = await admin.confirm([web1], "late-1")
+    assert late["web1"].status == "failed"
+    assert late["web1"].error == "confirm_timeout"
+
+
+async def test_an_early_confirmation_is_refused_not_kept(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    web2 = nats_fleet.inventory.hosts["web2"]
+    early = await admin.confirm([web2], "early-1")
+    assert early["web2"].status == "failed" and early["web2"].error == "not_awaiting"
+    out = await admin.deploy(
+        [web2],
+        {
+            "action": "switch",
+            "revision": "main",
+            "id": "early-1",
+            "options": {"confirm_timeout": 60},
+        },
+        timeout=20,
+    )
+    # the confirmation sent before the activation did not end the wait
+    assert out["web2"].status == "awaiting_confirm"
+    assert (await admin.confirm([web2], "early-1"))["web2"].status == "completed"
 
 
 async def test_sigterm_mid_run_finishes_it_and_refuses_new_requests(
@@ -319,42 +345,33 @@ async def test_sigterm_mid_run_finishes_it_and_refuses_new_requests(
     transport = NatsTransport(fleet.inventory_as("admin"))
     other = NatsTransport(fleet.inventory_as("admin"))
     solo = fleet.inventory.hosts["solo"]
-    waiting = asyncio.Event()
-
-    def on_progress(host: str, line: str) -> None:
-        if "waiting for confirmation" in line:
-            waiting.set()
-
     try:
         # the run holds until confirmed, so it is surely still running after SIGTERM
-        run = asyncio.create_task(
-            transport.deploy(
-                [solo],
-                {
-                    "action": "switch",
-                    "revision": "main",
-                    "id": "hold-term",
-                    "options": {"confirm_timeout": 60},
-                },
-                timeout=90,
-                progress=on_progress,
-            )
+        out = await transport.deploy(
+            [solo],
+            {
+                "action": "switch",
+                "revision": "main",
+                "id": "hold-term",
+                "options": {"confirm_timeout": 60},
+            },
+            timeout=90,
         )
-        await asyncio.wait_for(waiting.wait(), 20)
+        assert out["solo"].status == "awaiting_confirm"
         proc.signal(signal.SIGTERM)
         for _ in range(400):  # until the listener has taken the signal in
             if "no new requests are taken" in proc.text():
                 break
             await asyncio.sleep(0.05)
         refused = await other.deploy([solo], {"action": "switch", "revision": "x"}, timeout=10)
-        assert await other.confirm([solo], "hold-term") == {"solo": True}
-        out = await run
+        confirmed = await other.confirm([solo], "hold-term")
+        assert took(confirmed) == {"solo": True}
     finally:
         await transport.close()
         await other.close()
     assert refused["solo"].status == "rejected"
     assert refused["solo"].error == "shutting_down"
-    assert out["solo"].status == "completed"
+    assert confirmed["solo"].status == "completed"
     assert await asyncio.to_thread(proc.proc.wait, 10) == 0
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,11 +175,10 @@ async def test_a_full_deploy_with_only_the_modules_path(
         assert "1.0 -> 1.1" in out.data["diff_text"] and "curl" in out.data["diff_text"]
         assert flake.generations("web1") == [1]
 
-        confirmations: list[dict[str, bool]] = []
+        confirmations: list[dict[str, Any]] = []
 
-        async def confirm(host: str, line: str) -> None:
-            if "awaiting confirmation" in line or "waiting for confirmation" in line:
-                confirmations.append(await transport.confirm([web1], "minimal-confirm"))
+        async def confirm(outcome: Any) -> None:
+            confirmations.append(await transport.confirm([web1], "minimal-confirm"))
 
         switched = await transport.deploy(
             [web1],
@@ -192,12 +192,14 @@ async def test_a_full_deploy_with_only_the_modules_path(
                 },
             },
             timeout=120,
-            progress=confirm,
+            awaiting=confirm,
         )
         out = switched["web1"]
-        assert out.status == "completed", (out.message, listener.text())
-        assert confirmations == [{"web1": True}]
-        assert out.data["generation"] == 2 and out.data["confirmed"] is True
+        # activated and waiting; the confirmation sent at once kept it
+        assert out.status == "awaiting_confirm", (out.message, listener.text())
+        assert [c["web1"].status for c in confirmations] == ["completed"]
+        assert confirmations[0]["web1"].data["confirmed"] is True
+        assert out.data["generation"] == 2
         assert [h["ok"] for h in out.data["health"]] == [True]
         assert flake.current_generation("web1") == 2
 

@@ -153,7 +153,8 @@ async def test_an_unconfirmed_canary_rolls_back_from_its_unit(web1, host: System
     unit = unit_of(run)
     assert unit.startswith("hlplay-watchdog-") and len(unit) == len("hlplay-watchdog-") + 16
     canary = res.data["canary"]
-    assert run == expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "switch")
+    # armed before the activation, which may take its 600 s before the window opens
+    assert run == expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "switch", "600")
     assert "--pipe" not in run and "--wait" not in run
     assert Path(canary).read_text() == "1 2 switch\n"
     # the unit, not the listener, rolls the host back
@@ -187,23 +188,21 @@ async def test_a_confirmed_canary_keeps_the_system_and_the_unit_stands_down(
     assert flake.activations("web1")[-1] == ("switch", res.data["path"])
 
 
-async def test_the_listeners_backstop_runs_in_a_unit_too(web1, host: SystemdHost) -> None:  # type: ignore[no-untyped-def]
+async def test_the_watchdog_unit_starts_before_the_activation(web1, host: SystemdHost) -> None:  # type: ignore[no-untyped-def]
     flake, rev1, rev2 = web1
-
-    async def never(timeout: float) -> bool:
-        return False
-
-    ctx = flake.context("web1", runner=host, wait_confirm=never)
+    ctx = flake.context("web1", runner=host)
     assert (await ex.execute(req("switch", rev1), ctx)).ok
-    res = await ex.execute(req("switch", rev2, confirm_timeout=1), ctx)
-    assert not res.ok and res.error is not None and res.error.value == "confirm_timeout"
-    assert "rolled back to generation 1" in res.message
-    [run] = host.watchdog_runs()
-    assert unit_of(run).startswith("hlplay-watchdog-")
-    assert run[run.index("hlplay-watchdog") + 1].rsplit("/", 1)[1].startswith("canary-wait-")
-    # the listener claimed the canary: the unit stands down, the host stays rolled back
-    assert host.units[unit_of(run)].wait(10) == 0
-    assert flake.current_generation("web1") == 1
+    first = len(host.calls)
+    res = await ex.execute(req("switch", rev2, confirm_timeout=5), ctx)
+    assert res.ok, res.message
+    starts = [i for i, c in enumerate(host.calls) if i >= first and c and c[0] == "systemd-run"]
+    watchdog = next(i for i in starts if unit_of(host.calls[i]).startswith("hlplay-watchdog-"))
+    activation = next(
+        i for i in starts if unit_of(host.calls[i]).startswith("hlplay-switch-to-configuration")
+    )
+    # a host cut off during the activation is already guarded
+    assert watchdog < activation
+    assert (await ex.confirm("r1", ctx)).ok
 
 
 async def test_the_activation_environment_reaches_the_watchdogs_rollback(
@@ -233,9 +232,9 @@ async def test_the_activation_environment_reaches_the_watchdogs_rollback(
     assert host.calls[0][0] == "mkdir" and host.calls[1] == ["test", "-d", "/run/systemd/system"]
     [run] = host.watchdog_runs()
     assert run == [
-        *expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "test")[:9],
+        *expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "test", "0")[:9],
         "-E", "HLPLAY_TEST_VAR=x y",
-        *expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "test")[9:],
+        *expected_argv(unit, canary, flake.profile("web1"), 1, "1", "2", "test", "0")[9:],
     ]  # fmt: skip
     assert host.units[unit].wait(15) == 0
     assert Path(canary + ".expired").read_text().splitlines()[-1] == "rollback: ok generation 1"
@@ -288,6 +287,7 @@ async def test_without_systemd_the_watchdog_is_a_setsid_process(web1) -> None:  
         "1",
         "2",
         "switch",
+        "600",
     ]
     await wait_for(
         lambda: flake.current_generation("web1") == 1, "the setsid watchdog did not roll back"

@@ -30,12 +30,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hlplay import __version__
+from hlplay.deploy import harness
 from hlplay.deploy.contract import ExecContext, ExecResult, Executor, load_executor
 from hlplay.deploy.facts import collect_facts
 from hlplay.errors import HlplayError
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 from hlplay.proc import CommandResult, run_argv
 from hlplay.protocol.messages import (
+    AWAITING_CONFIRMATION,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     DeployRequest,
@@ -63,6 +65,9 @@ log = logging.getLogger("hlplay.listener")
 FINISHED_KEPT = 256  # final statuses remembered for replays, by request id
 PROGRESS_BATCH_MAX = 200  # lines kept between two progress messages
 PROGRESS_LINE_MAX = 2000
+#: How long past its confirmation window a run waits for a verdict in flight
+#: before it claims the canary itself.
+VERDICT_GRACE = 5.0
 RESEND_DELAY = 1.0  # after a reconnect, finals produced offline are sent again
 
 
@@ -194,10 +199,14 @@ class _Run:
         self.request = request
         self.replies: list[str] = [reply] if reply else []
         self.started = time.monotonic()
-        self.confirmed = asyncio.Event()  # the controller answered (``verdict``)
-        self.verdict = False
         self.task: asyncio.Task[None] | None = None
         self.exec_task: asyncio.Task[ExecResult] | None = None
+        self.ctx: ExecContext | None = None
+        #: activated, the watchdog armed: the controller's confirm or reject ends it
+        self.awaiting = False
+        self.settling = False  # a confirm or reject is being carried out
+        self.settled = asyncio.Event()
+        self.verdict: ExecResult | None = None
 
     def add_reply(self, reply: str) -> None:
         if reply and reply not in self.replies:
@@ -229,20 +238,11 @@ class Listener:
 
     # -- the context executors act in ---------------------------------------------
 
-    def _context(self, run: _Run | None = None, progress: Any = None) -> ExecContext:
+    def _context(self, progress: Any = None) -> ExecContext:
         cfg = self.config
 
         async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
             return await run_argv(argv, timeout=timeout, on_line=progress)
-
-        async def wait_confirm(timeout: float) -> bool:
-            if run is None:
-                return False
-            try:
-                await asyncio.wait_for(run.confirmed.wait(), timeout)
-            except TimeoutError:
-                return False
-            return run.verdict
 
         ctx = ExecContext(
             hostname=cfg.hostname,
@@ -252,7 +252,6 @@ class Listener:
             flake=cfg.flake,
             profile=cfg.profile,
             toplevel_attr=cfg.toplevel_attr,
-            wait_confirm=wait_confirm,
             state_dir=cfg.state_dir,
             # Context options are the host's own settings, never the request's:
             # executors read what a request asks from ``request.options``.
@@ -628,37 +627,25 @@ class Listener:
             return self._response("started", message=lines[-1], req_id=req.id, **extra)
 
         batcher = _ProgressBatcher(send_progress, make_progress, self.config.progress_interval)
-        ctx = self._context(run, batcher.line)
+        ctx = self._context(batcher.line)
+        run.ctx = ctx
         timeout = self._run_timeout(req)
-        run.exec_task = asyncio.ensure_future(self.executor.execute(req, ctx))
-        done, _ = await asyncio.wait({run.exec_task}, timeout=timeout)
-        if not done:
-            run.exec_task.cancel()
-            with contextlib.suppress(BaseException):
-                await run.exec_task
-            result = ExecResult(
-                ok=False,
-                error=ErrorCode.TIMEOUT,
-                message=f"the run took longer than {timeout:g}s and was stopped",
-            )
-        elif run.exec_task.cancelled():
+        run.exec_task = asyncio.ensure_future(
+            harness.execute(self.executor, req, ctx, timeout=timeout)
+        )
+        await asyncio.wait({run.exec_task})
+        if run.exec_task.cancelled():
             result = ExecResult(
                 ok=False,
                 error=ErrorCode.SHUTTING_DOWN,
                 message="the listener stopped and aborted the run",
             )
-        elif run.exec_task.exception() is not None:
-            exc = run.exec_task.exception()
-            log.error("%s: executor error: %r", self.config.hostname, exc)
-            result = ExecResult(
-                ok=False,
-                error=ErrorCode.INTERNAL,
-                message=f"executor error: {type(exc).__name__}: {exc}",
-            )
         else:
             result = run.exec_task.result()
         with contextlib.suppress(Exception):
             await batcher.flush()
+        if result.ok and result.data.get("awaiting_confirm"):
+            result = await self._await_verdict(run, result)
         extra: dict[str, Any] = {"action": req.action}
         extra.update(result.data)
         extra.setdefault("revision", req.revision)
@@ -685,6 +672,52 @@ class Listener:
         )
         await self._send(run.replies, final)
 
+    async def _await_verdict(self, run: _Run, armed: ExecResult) -> ExecResult:
+        """Say the host waits for confirmation, then wait for the controller's verdict.
+
+        The run keeps the lock meanwhile: no other deploy starts on a host
+        whose new system is not yet kept. Without a verdict in time the
+        watchdog rolls back; the listener then claims what is left and
+        reports it.
+        """
+        req = run.request
+        window = armed.data.get("confirm_timeout")
+        window = float(window) if isinstance(window, int | float) else 0.0
+        run.awaiting = True
+        await self._send(
+            run.replies,
+            self._response(
+                AWAITING_CONFIRMATION, message=armed.message, req_id=req.id, **armed.data
+            ),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.settled.wait(), window + VERDICT_GRACE)
+        data = {k: v for k, v in armed.data.items() if k != "awaiting_confirm"}
+        verdict = run.verdict
+        if verdict is None and not run.settling and run.ctx is not None and req.id:
+            run.settling = True
+            late = await harness.settle(self.executor, "reject", req.id, run.ctx)
+            run.settled.set()
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.CONFIRM_TIMEOUT,
+                message=f"no confirmation within {window:g}s; {late.message}",
+                data={**data, **late.data, "confirmed": False},
+            )
+        if verdict is None:  # a verdict is being carried out: it ends the run
+            await run.settled.wait()
+            verdict = run.verdict
+        assert verdict is not None
+        if verdict.ok:
+            message = f"{armed.message.split('; awaiting')[0]}; confirmed"
+            return ExecResult(True, None, message, {**data, **verdict.data, "confirmed": True})
+        return ExecResult(
+            False,
+            verdict.error or ErrorCode.ROLLED_BACK,
+            verdict.message,
+            {**data, **verdict.data, "confirmed": False},
+        )
+
     # -- confirmation, discovery, facts -----------------------------------------------
 
     async def _reply_json(self, msg: Msg, doc: dict[str, Any]) -> None:
@@ -692,33 +725,54 @@ class Listener:
             await self._publish(msg.reply, json.dumps(doc, default=str).encode())
 
     async def _on_confirm(self, msg: Msg) -> None:
-        """``{"id": …}`` confirms the run with that id; ``"confirm": false`` refuses it."""
+        """``{"id": …}`` confirms the activation with that id; ``"confirm": false``
+        rejects it (roll back now). Only an activation that waits for its verdict
+        takes one: a confirmation that arrives early is refused, never kept."""
         try:
             doc = json.loads(msg.data)
         except (ValueError, UnicodeDecodeError, RecursionError):
             doc = None
         req_id = doc.get("id") if isinstance(doc, dict) else None
         refuse = isinstance(doc, dict) and doc.get("confirm") is False
+        valid = is_request_id(req_id)
         run = self._run
-        ok = is_request_id(req_id) and run is not None and run.request.id == req_id
-        if ok and run is not None and not run.confirmed.is_set():
-            run.verdict = not refuse
-            run.confirmed.set()
-            log.info(
-                "%s: run %s %s", self.config.hostname, req_id, "refused" if refuse else "confirmed"
-            )
-        verdict = "refused" if refuse else "confirmed"
-        message = verdict if ok else "no run with this id is waiting"
-        await self._reply_json(
-            msg,
-            {
-                "hostname": self.config.hostname,
-                "id": req_id if is_request_id(req_id) else None,
-                "confirmed": ok and not refuse,
-                "refused": ok and refuse,
-                "message": message,
-            },
+        answer: dict[str, Any] = {
+            "hostname": self.config.hostname,
+            "id": req_id if valid else None,
+            "confirmed": False,
+            "refused": False,
+        }
+        waiting = (
+            valid
+            and run is not None
+            and run.request.id == req_id
+            and run.awaiting
+            and not run.settling
+            and run.ctx is not None
         )
+        if not waiting or run is None or run.ctx is None:
+            answer.update(
+                status="failed",
+                error=ErrorCode.NOT_AWAITING.value,
+                message="no activation with this id waits for confirmation",
+            )
+            await self._reply_json(msg, answer)
+            return
+        run.settling = True  # no await since the check: one verdict per run
+        what: harness.Settlement = "reject" if refuse else "confirm"
+        result = await harness.settle(self.executor, what, str(req_id), run.ctx)
+        run.verdict = result
+        run.settled.set()
+        log.info("%s: run %s %s: %s", self.config.hostname, req_id, what, result.message)
+        answer.update(result.data)
+        answer.update(
+            status="completed" if result.ok else "failed",
+            error=None if result.error is None else result.error.value,
+            message=result.message,
+            confirmed=result.ok and not refuse,
+            refused=refuse and bool(result.data.get("rolled_back", True)),
+        )
+        await self._reply_json(msg, answer)
 
     async def discovery_info(self) -> dict[str, Any]:
         try:

@@ -196,19 +196,15 @@ async def _generations(inv: Any, hosts: Sequence[str], as_json: bool, timeout: f
     import asyncio
 
     from hlplay import fleetops
+    from hlplay.transports.factory import TransportPool
 
-    pool = None
-    if any(inv.hosts[h].transport != "local" for h in hosts):
-        from hlplay.transports.factory import TransportPool
-
-        pool = TransportPool(inv)
+    pool = TransportPool(inv)
     try:
         rows = await asyncio.gather(
             *(fleetops.host_generations(inv, h, pool, timeout) for h in hosts)
         )
     finally:
-        if pool is not None:
-            await pool.close()
+        await pool.close()
     result = dict(zip(hosts, rows, strict=True))
     if as_json:
         click.echo(json.dumps({"hosts": result}, indent=2, default=str))

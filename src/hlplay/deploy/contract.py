@@ -19,14 +19,6 @@ from hlplay.protocol.messages import DeployRequest, ErrorCode
 
 #: Reports one progress line (the listener rate-limits what it publishes).
 Progress = Callable[[str], Awaitable[None]]
-#: Waits up to the given seconds for the controller's confirmation; True if confirmed.
-WaitConfirm = Callable[[float], Awaitable[bool]]
-
-
-async def _never_confirmed(timeout: float) -> bool:
-    return False
-
-
 async def _no_progress(line: str) -> None:
     return None
 
@@ -43,7 +35,6 @@ class ExecContext:
     profile: str = "/nix/var/nix/profiles/system"
     toplevel_attr: str = "nixosConfigurations.{host}.config.system.build.toplevel"
     progress: Progress = _no_progress
-    wait_confirm: WaitConfirm = _never_confirmed
     state_dir: str | None = None  # where the executor may keep state (revision file…)
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -22,17 +22,22 @@ Request options (``request.options``, sent by the controller):
 :mod:`hlplay.nix.health`), ``diff`` (bool, default true: include a closure
 diff in switch/boot/test results), ``build_timeout``, ``activate_timeout``.
 
+Magic rollback is one mechanism wherever this runs, as deploy-rs's: with
+``confirm_timeout`` the host arms its watchdog (a canary file and a detached
+process, or a transient unit) *before* activating, so a host cut off
+mid-activation still rolls back by itself; once the activation and the health
+gate passed, the confirmation window opens and the executor returns with
+``awaiting_confirm``. The controller keeps the new system with
+:meth:`NixExecutor.confirm` (through ``Transport.confirm``) or rolls it back
+at once with :meth:`NixExecutor.reject`.
+
 Context options (``ctx.options``, set by whoever runs the executor, never by
-a request): ``confirm_mode`` (``wait`` = await ``ctx.wait_confirm``, the
-listener; ``canary`` = arm a watchdog on the host and return, the controller
-confirms later with :meth:`NixExecutor.confirm`; default: ``wait`` when the
-context has a confirmation waiter, else ``canary``), ``build_on``
+a request): ``build_on``
 (``host`` or ``controller``), ``copy_to`` (store URI for ``nix copy`` when
 building on the controller), ``nix_sshopts``, ``activation_env`` (variables
 for ``switch-to-configuration``), ``units_dir`` (hosts without systemd: unit
-state files for ``unit_active`` checks), ``backstop_grace`` (seconds the
-watchdog behind a waiting listener adds to the window, default 30),
-``current_system`` (the running system's link, default ``/run/current-system``).
+state files for ``unit_active`` checks), ``current_system`` (the running
+system's link, default ``/run/current-system``).
 
 Activation follows nixos-rebuild-ng (docs/nix.md, "Activation semantics"):
 under ``systemd-run`` in a transient unit where the host runs systemd; exit 4
@@ -50,7 +55,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hlplay.deploy import contract as agent_executor
 from hlplay.deploy.contract import ExecContext, ExecResult, Executor
 from hlplay.nix import flakeref, health, system
 from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
@@ -58,27 +62,11 @@ from hlplay.proc import CommandResult, CommandRunner
 from hlplay.protocol.messages import BUILD_ACTIONS, Action, DeployRequest, ErrorCode
 
 ACTIONS = (*BUILD_ACTIONS, Action.ROLLBACK.value, Action.NOOP.value)
-CONFIRM_MODES = ("wait", "canary", "none")
 MAX_CONFIRM_TIMEOUT = 3600.0
 DEFAULT_DIFF_LINES = 400
-#: How much longer than the confirmation window the backstop watchdog of a
-#: waiting listener gives it before rolling back on its own.
-BACKSTOP_GRACE = 30.0
-
-
-#: The progress line that tells the controller a host waits for its confirmation:
-#: ``hlplay: awaiting confirmation id=<request id> within <N>s``. The request id
-#: is random per request, so no command output can imitate it.
-CONFIRM_MARKER = "hlplay: awaiting confirmation"
-
-
-def confirm_line(request_id: str | None, timeout: float) -> str:
-    return f"{CONFIRM_MARKER} id={request_id or '-'} within {timeout:g}s"
-
-
-def is_confirm_line(line: str, request_id: str) -> bool:
-    """Whether a progress line says the host waits for confirmation of ``request_id``."""
-    return line.startswith(CONFIRM_MARKER) and f" id={request_id} " in line
+#: What the watchdog allows the health gate, on top of the activation's own
+#: time limit, before the confirmation window opens.
+HEALTH_ALLOWANCE = 300.0
 
 
 class OptionsError(ValueError):
@@ -182,34 +170,21 @@ class NixExecutor(Executor):
         ctx = _trusted(ctx, request)
         try:
             opts = RequestOptions.parse(request.options)
-            mode = self._confirm_mode(ctx)
         except OptionsError as exc:
             return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=str(exc))
         try:
             if action == "rollback":
                 return await self._rollback_action(ctx, opts)
-            return await _Run(request, ctx, opts, mode).run()
+            return await _Run(request, ctx, opts).run()
         except NixOpError as exc:
             return ExecResult(ok=False, error=ErrorCode.EXEC_FAILED, message=exc.message)
         except flakeref.FlakeRefError as exc:
             return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=str(exc))
 
-    @staticmethod
-    def _confirm_mode(ctx: ExecContext) -> str:
-        mode = ctx.options.get("confirm_mode")
-        if mode is None:
-            # Without a way to hear the controller here (the SSH transport runs
-            # this on the controller), the host must wait by itself: a canary.
-            has_waiter = ctx.wait_confirm is not agent_executor._never_confirmed
-            return "wait" if has_waiter else "canary"
-        if mode not in CONFIRM_MODES:
-            raise OptionsError(f"confirm_mode must be one of {', '.join(CONFIRM_MODES)}")
-        return str(mode)
-
-    # -- confirmation from the controller (canary mode) ------------------------
+    # -- confirmation from the controller ------------------------------------------
 
     async def confirm(self, request_id: str, ctx: ExecContext) -> ExecResult:
-        """Confirm an activation armed in canary mode (the controller's side)."""
+        """Keep the activation of ``request_id``, waiting for it (magic rollback)."""
         try:
             canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
         except NixOpError as exc:
@@ -229,7 +204,7 @@ class NixExecutor(Executor):
         )
 
     async def reject(self, request_id: str, ctx: ExecContext) -> ExecResult:
-        """Withdraw an activation armed in canary mode: roll back now, not at the timeout.
+        """Withdraw the waiting activation of ``request_id``: roll back now, not at the timeout.
 
         The controller calls this when its own checks fail; the watchdog stands
         down and the rollback runs here, so its outcome is reported directly.
@@ -335,13 +310,13 @@ def _activation_env(ctx: ExecContext) -> dict[str, str] | None:
 class _Run:
     """One build-and-activate request on one host."""
 
-    def __init__(
-        self, request: DeployRequest, ctx: ExecContext, opts: RequestOptions, mode: str
-    ) -> None:
+    def __init__(self, request: DeployRequest, ctx: ExecContext, opts: RequestOptions) -> None:
         self.request = request
         self.ctx = ctx
         self.opts = opts
-        self.mode = mode
+        #: the watchdog's canary, armed before activation when confirmation is due
+        self.canary: str | None = None
+        self._request_id: str | None = None
         self.action = request.action
         self.env = _activation_env(ctx)
         self.data: dict[str, Any] = {"action": self.action, "revision": request.revision}
@@ -619,6 +594,13 @@ class _Run:
             self.data["generation"] = before.number
         before = self.back_to
 
+        timeout = self.opts.confirm_timeout
+        if timeout > 0 and self.action in ("switch", "test"):
+            # Armed before activating: a host cut off from here on (the
+            # controller killed, the link or the listener gone) rolls back by
+            # itself unless someone confirms.
+            await self.arm_watchdog(before, new_gen, timeout)
+
         res = await self.activate(new_path)
         units_failed = (
             res.rc == system.EXIT_UNITS_FAILED
@@ -667,9 +649,8 @@ class _Run:
                     f"health check failed: {report.summary()}; {back.message}",
                 )
 
-        timeout = self.opts.confirm_timeout
-        if timeout > 0 and self.mode != "none":
-            return await self.await_confirmation(before, new_gen, timeout)
+        if self.canary is not None:
+            return await self.await_confirmation(timeout)
         return ExecResult(True, None, self.success_message(), self.data)
 
     def success_message(self) -> str:
@@ -684,77 +665,44 @@ class _Run:
             text += "; the health checks passed)"
         return text
 
-    async def await_confirmation(
-        self, before: Generation | None, new_gen: Generation | None, timeout: float
-    ) -> ExecResult:
-        ctx = self.ctx
-        if self.mode == "canary":
-            request_id = self.request.id or uuid.uuid4().hex
-            canary = system.canary_path(ctx.profile, ctx.state_dir, request_id)
-            await self.arm_watchdog(canary, before, new_gen, timeout)
-            self.data.update(
-                awaiting_confirm=True,
-                canary=canary,
-                request_id=request_id,
-                confirm_deadline=time.time() + timeout,
-            )
-            await ctx.progress(confirm_line(request_id, timeout) + f" (canary {canary})")
-            return ExecResult(
-                True,
-                None,
-                f"{self.success_message()}; awaiting confirmation within {timeout:g}s",
-                self.data,
-            )
-        # A backstop: should this process die while it waits (a new system that
-        # breaks or restarts the listener), the host still rolls back by itself.
-        grace = self.ctx.options.get("backstop_grace", BACKSTOP_GRACE)
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
-            grace = BACKSTOP_GRACE
-        backstop = await self.arm_backstop(before, new_gen, timeout + float(grace))
-        await ctx.progress(confirm_line(self.request.id, timeout))
-        confirmed = await ctx.wait_confirm(timeout)
-        self.data["confirmed"] = bool(confirmed)
-        if confirmed:
-            if backstop is not None:
-                late = await system.confirm_canary(self.runner, backstop)
-                if not late.confirmed and late.rolled_back:
-                    self.data["confirmed"] = False
-                    return self.fail(ErrorCode.CONFIRM_TIMEOUT, late.message)
-            return ExecResult(True, None, f"{self.success_message()}; confirmed", self.data)
-        if backstop is not None:
-            claim = await system.claim_canary(self.runner, backstop)
-            if not claim.claimed:  # the watchdog was first: it has rolled back
-                self.data["rolled_back"] = "rollback: ok" in claim.message
-                return self.fail(ErrorCode.CONFIRM_TIMEOUT, claim.message)
-        back = await self.roll_back(before, new_gen)
-        return self.fail(
-            ErrorCode.CONFIRM_TIMEOUT,
-            f"no confirmation within {timeout:g}s; {back.message}",
+    async def await_confirmation(self, timeout: float) -> ExecResult:
+        """Open the confirmation window and hand the host over to the controller."""
+        assert self.canary is not None
+        if not await system.open_window(self.runner, self.canary, timeout):
+            # The watchdog's first deadline passed during a long activation.
+            claim = await system.claim_canary(self.runner, self.canary)
+            self.data["rolled_back"] = "rollback: ok" in claim.message
+            return self.fail(ErrorCode.CONFIRM_TIMEOUT, claim.message or "the watchdog acted")
+        self.data.update(
+            awaiting_confirm=True,
+            canary=self.canary,
+            request_id=self.request_id,
+            confirm_timeout=timeout,
+            confirm_deadline=time.time() + timeout,
+        )
+        await self.ctx.progress(
+            f"awaiting confirmation of {self.request_id} within {timeout:g}s"
+        )
+        return ExecResult(
+            True,
+            None,
+            f"{self.success_message()}; awaiting confirmation within {timeout:g}s",
+            self.data,
         )
 
-    async def arm_backstop(
-        self, before: Generation | None, new_gen: Generation | None, timeout: float
-    ) -> str | None:
-        if before is None:
-            return None  # nothing to roll back to
-        canary = system.canary_path(
-            self.ctx.profile, self.ctx.state_dir, f"wait-{uuid.uuid4().hex}"
-        )
-        try:
-            await self.arm_watchdog(canary, before, new_gen, timeout)
-        except NixOpError as exc:
-            self.data["backstop_error"] = exc.message
-            return None
-        return canary
+    @property
+    def request_id(self) -> str:
+        if self._request_id is None:
+            # a canary needs a name: one per request, so reruns never share one
+            self._request_id = self.request.id or uuid.uuid4().hex
+        return self._request_id
 
     async def arm_watchdog(
-        self,
-        canary: str,
-        before: Generation | None,
-        new_gen: Generation | None,
-        timeout: float,
+        self, before: Generation | None, new_gen: Generation | None, timeout: float
     ) -> None:
-        """The host rolls back by itself unless ``canary`` is confirmed within ``timeout``."""
+        """The host rolls back by itself unless the canary is confirmed in time."""
+        canary = system.canary_path(self.ctx.profile, self.ctx.state_dir, self.request_id)
+        allowance = self.opts.activate_timeout + (HEALTH_ALLOWANCE if self.opts.health else 0)
         await system.arm_watchdog(
             self.runner,
             canary=canary,
@@ -764,13 +712,25 @@ class _Run:
             new=new_gen,
             action=self.action,
             env=self.env,
-            # asked once per run: the activation asked already
             systemd=await self.uses_systemd(),
+            before=allowance,
         )
+        self.canary = canary
+        self.data["canary"] = canary
 
     async def roll_back(
         self, before: Generation | None, new_gen: Generation | None
     ) -> RollbackOutcome:
+        if self.canary is not None:
+            # Stand the watchdog down first: one rollback, never two at once.
+            claim = await system.claim_canary(self.runner, self.canary)
+            self.canary = None
+            if not claim.claimed and claim.message.startswith("the host had already acted"):
+                ok = "rollback: ok" in claim.message
+                self.data["rolled_back"] = ok
+                return RollbackOutcome(
+                    ok, before.number if before else None, None, claim.message
+                )
         await self.ctx.progress(
             "rolling back" + (f" to generation {before.number}" if before else "")
         )

@@ -10,8 +10,10 @@ Request options it understands:
 ``lines`` (int, 0-1000, default 3)
     how many progress lines to emit;
 ``confirm_timeout`` (seconds)
-    after "activating", wait that long for the controller's confirmation and
-    fail with ``confirm_timeout`` (rolled back) without it.
+    after "activating", wait for the controller's confirmation as the Nix
+    executor does: return ``awaiting_confirm``; :meth:`NoopExecutor.confirm`
+    within the window keeps the new generation, :meth:`NoopExecutor.reject`
+    (or a confirmation too late) restores the previous one.
 
 A successful ``switch`` or ``boot`` adds a generation, kept in
 ``<state-dir>/noop-state.json`` when a state directory is given.
@@ -48,6 +50,8 @@ class NoopExecutor(Executor):
 
     def __init__(self) -> None:
         self._state: dict[str, Any] | None = None
+        #: request id -> (generation to restore, deadline): activations waiting
+        self._pending: dict[str, tuple[int, float]] = {}
 
     def _state_file(self, ctx: ExecContext) -> Path | None:
         return Path(ctx.state_dir) / "noop-state.json" if ctx.state_dir else None
@@ -112,25 +116,54 @@ class NoopExecutor(Executor):
                 state["generation"] = previous + 1
             state["revision"] = request.revision
             state["time"] = time.time()
-        if confirm_timeout is not None:
-            await ctx.progress("noop: waiting for confirmation")
-            if not await ctx.wait_confirm(confirm_timeout):
-                state["generation"] = previous
-                self._save(ctx)
-                return ExecResult(
-                    ok=False,
-                    error=ErrorCode.CONFIRM_TIMEOUT,
-                    message=f"not confirmed (waited up to {confirm_timeout:g}s); rolled back",
-                    data={"generation": previous, "rolled_back": True},
-                )
-            await ctx.progress("noop: confirmed")
         self._save(ctx)
+        data: dict[str, Any] = {
+            "generation": state["generation"],
+            "previous_generation": previous,
+            "revision": state["revision"],
+        }
+        message = f"noop {request.action} of {request.revision}"
+        if confirm_timeout is not None and confirm_timeout > 0 and request.id:
+            await ctx.progress("noop: waiting for confirmation")
+            self._pending[request.id] = (previous, time.monotonic() + confirm_timeout)
+            data.update(
+                awaiting_confirm=True,
+                request_id=request.id,
+                confirm_timeout=confirm_timeout,
+                confirm_deadline=time.time() + confirm_timeout,
+            )
+            message += f"; awaiting confirmation within {confirm_timeout:g}s"
+        return ExecResult(ok=True, message=message, data=data)
+
+    async def confirm(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return await super().confirm(request_id, ctx)
+        previous, deadline = pending
+        if time.monotonic() > deadline:
+            restored = self._restore(ctx, previous)
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.CONFIRM_TIMEOUT,
+                message="confirmation came too late; rolled back",
+                data=restored,
+            )
+        await ctx.progress("noop: confirmed")
+        state = self._load(ctx)
+        data = {"confirmed": True, "generation": state["generation"]}
+        return ExecResult(ok=True, message="confirmed", data=data)
+
+    async def reject(self, request_id: str, ctx: ExecContext) -> ExecResult:
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return await super().reject(request_id, ctx)
+        restored = self._restore(ctx, pending[0])
         return ExecResult(
-            ok=True,
-            message=f"noop {request.action} of {request.revision}",
-            data={
-                "generation": state["generation"],
-                "previous_generation": previous,
-                "revision": state["revision"],
-            },
+            ok=False, error=ErrorCode.ROLLED_BACK, message="rolled back", data=restored
         )
+
+    def _restore(self, ctx: ExecContext, previous: int) -> dict[str, Any]:
+        state = self._load(ctx)
+        state["generation"] = previous
+        self._save(ctx)
+        return {"generation": previous, "rolled_back": True}

@@ -153,8 +153,6 @@ class NixosRebuild(Module):
         request: dict[str, Any],
         checks: Mapping[str, list[health.HealthCheck]],
     ) -> dict[str, ModuleResult]:
-        from hlplay.deploy.nix import is_confirm_line
-
         first = group[0]
         hosts = {c.host.name: c.host for c in group}
         deployer = _deployer(first, request.pop("flake", None))
@@ -171,15 +169,14 @@ class NixosRebuild(Module):
                     _settle(deployer, hosts[name], request_id, checks.get(name) or [])
                 )
 
-        def progress(host: str, line: str) -> None:
-            # A host waiting on the controller inside its deploy (a listener) says
-            # so in a progress line: confirm it while the deploy is still running.
-            if is_confirm_line(line, request_id):
-                settle(host)
+        def awaiting(outcome: DeployOutcome) -> None:
+            # Confirm each host as soon as it waits, not when the slowest host
+            # of the group is done: its window runs from now.
+            settle(outcome.host)
 
         try:
             outcomes = await deployer.deploy(
-                list(hosts.values()), request, timeout=timeout, progress=progress
+                list(hosts.values()), request, timeout=timeout, awaiting=awaiting
             )
         except NotSupported as exc:
             outcomes = {h: DeployOutcome(h, "failed", "not_supported", str(exc)) for h in hosts}
@@ -188,8 +185,8 @@ class NixosRebuild(Module):
         for name in hosts:
             if name not in outcomes:
                 outcomes[name] = DeployOutcome(name, "failed", "internal", "no outcome")
-            elif _awaiting(outcomes[name]):
-                settle(name)  # armed a canary and returned: confirm now
+            elif outcomes[name].awaiting:
+                settle(name)  # a transport that did not call back
         if settling:
             done = await asyncio.gather(*settling.values())
             for name, settled in zip(settling, done, strict=True):
@@ -205,35 +202,34 @@ class _Settled:
 
     report: health.HealthReport | None
     confirmed: bool
-    answer: Any = None  # the transport's answer (DeployOutcome, bool or None)
+    answer: DeployOutcome | None = None  # the transport's answer
     note: str = ""
 
 
 async def _settle(
-    deployer: Any, host: Any, request_id: str, checks: list[health.HealthCheck]
+    deployer: Transport, host: Any, request_id: str, checks: list[health.HealthCheck]
 ) -> _Settled:
     """Controller-side checks, then confirm (or reject) one waiting host."""
-    from hlplay.deploy.nix import local_runner
+    from hlplay.proc import run_argv
+
+    async def here(argv: Any, timeout: float | None) -> Any:
+        return await run_argv(argv, timeout=timeout)
 
     report = None
-    if checks:
-        report = await health.run_checks(local_runner, checks)
-        if not report.ok:
-            reject = getattr(deployer, "reject", None)
-            if reject is None:
-                return _Settled(report, False, None, "confirmation withheld")
-            answers = await reject([host], request_id)
-            return _Settled(report, False, answers.get(host.name), "confirmation withheld")
-    confirm = getattr(deployer, "confirm", None)
-    if confirm is None:
-        note = f"the {getattr(deployer, 'name', '?')} transport cannot confirm"
-        return _Settled(report, False, None, note)
+    what = "confirm"
     try:
-        answers = await confirm([host], request_id)
+        if checks:
+            report = await health.run_checks(here, checks)
+            if not report.ok:
+                what = "reject"
+                answers = await deployer.reject([host], request_id)
+                return _Settled(report, False, answers.get(host.name), "confirmation withheld")
+        answers = await deployer.confirm([host], request_id)
     except (NotSupported, Unreachable) as exc:
-        return _Settled(report, False, None, f"confirmation not delivered: {exc}")
-    answer = answers.get(host.name) if isinstance(answers, Mapping) else None
-    ok = answer is True or (isinstance(answer, DeployOutcome) and answer.status == "completed")
+        note = f"{what} not delivered: {exc}"
+        return _Settled(report, False, None, note)
+    answer = answers.get(host.name)
+    ok = answer is not None and answer.ok
     return _Settled(report, ok, answer, "" if ok else "confirmation not delivered")
 
 
@@ -242,44 +238,28 @@ def _apply(out: DeployOutcome, settled: _Settled) -> None:
     if settled.report is not None:
         out.data.setdefault("health", []).extend(settled.report.to_list())
     answer = settled.answer
-    if isinstance(answer, DeployOutcome):
+    if answer is not None:
         out.data.update({k: v for k, v in answer.data.items() if k in RESULT_KEYS})
-    waiting = _awaiting(out)
     if settled.report is not None and not settled.report.ok:
-        if isinstance(answer, DeployOutcome):
-            story = answer.message
-        elif waiting:
-            story = "confirmation withheld: the host rolls back by itself"
-        else:
-            story = out.message
+        story = answer.message if answer is not None else (
+            "confirmation withheld: the host rolls back by itself"
+        )
         out.status, out.error = "failed", "health_failed"
         out.message = f"health check failed on the controller: {settled.report.summary()}; {story}"
-        return
-    if not waiting:
-        # The deploy waited for its own end: the outcome already says how it went.
-        if settled.confirmed:
-            out.data.setdefault("confirmed", True)
         return
     if settled.confirmed:
         out.data["confirmed"] = True
         out.data.pop("awaiting_confirm", None)
         out.message = f"{out.message.split('; awaiting')[0]}; confirmed"
-        if out.status == "awaiting_confirm":
-            out.status = "completed"
+        out.status = "completed"
         return
     out.status = "failed"
-    if isinstance(answer, DeployOutcome):
+    if answer is not None:
         out.error = answer.error or "confirm_timeout"
         out.message = answer.message
     else:
         out.error = "confirm_timeout"
         out.message = f"{settled.note}: the host rolls back by itself"
-
-
-def _awaiting(outcome: DeployOutcome) -> bool:
-    return outcome.status == "awaiting_confirm" or (
-        outcome.status == "completed" and bool(outcome.data.get("awaiting_confirm"))
-    )
 
 
 def _result(outcome: DeployOutcome, action: str, check_mode: bool) -> ModuleResult:
@@ -289,7 +269,7 @@ def _result(outcome: DeployOutcome, action: str, check_mode: bool) -> ModuleResu
     diff = outcome.data.get("diff_text")
     if outcome.status == "unreachable":
         return ModuleResult(unreachable=True, msg=outcome.message or "unreachable", data=data)
-    if outcome.status != "completed" and outcome.status != "awaiting_confirm":
+    if not outcome.ok:
         msg = outcome.message or outcome.status
         if outcome.error and not msg.startswith(outcome.error):
             msg = f"{outcome.error}: {msg}"

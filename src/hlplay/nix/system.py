@@ -592,13 +592,21 @@ def revision_of(deployments: Sequence[Deployment], path: str) -> str | None:
 # time is up (``.expired``: roll back). The rename is atomic, so a confirmation
 # arriving at the last moment never races a rollback.
 WATCHDOG_SCRIPT = r"""
-canary=$1 profile=$2 timeout=$3 old=$4 new=$5 action=$6
-shift 6
-start=$(date +%s)
+canary=$1 profile=$2 timeout=$3 old=$4 new=$5 action=$6 before=$7
+shift 7
+# Armed before the activation: the window opens when the activation returns
+# (the executor then writes the deadline to $canary.until); should nobody
+# ever write it (the controller or listener died mid-activation), the first
+# deadline still ends the wait.
+deadline=$(( $(date +%s) + before + timeout ))
 while [ -e "$canary" ]; do
-  now=$(date +%s)
-  if [ $((now - start)) -gt "$timeout" ]; then
+  if [ -r "$canary.until" ]; then
+    read -r dl < "$canary.until" 2>/dev/null
+    case $dl in ''|*[!0-9]*) ;; *) deadline=$dl ;; esac
+  fi
+  if [ "$(date +%s)" -gt "$deadline" ]; then
     if mv -- "$canary" "$canary.expired" 2>/dev/null; then
+      rm -f -- "$canary.until"
       {
         echo "no confirmation within ${timeout}s"
         if [ -z "$old" ]; then
@@ -620,7 +628,7 @@ while [ -e "$canary" ]; do
   fi
   sleep 0.2 2>/dev/null || sleep 1
 done
-rm -f -- "$canary.confirmed"
+rm -f -- "$canary.confirmed" "$canary.until"
 """
 
 # The canary holds "<old> <new> <action>", what a rollback needs.
@@ -692,8 +700,13 @@ async def arm_watchdog(
     env: Mapping[str, str] | None = None,
     systemd: bool | None = None,
     unit: str | None = None,
+    before: float = 0.0,
 ) -> str | None:
     """Create the canary and start the detached watchdog on the host.
+
+    ``before``: seconds the activation may still take, when the watchdog is
+    armed ahead of it; :func:`open_window` then starts the ``timeout`` window
+    once the activation returned.
 
     On a host running systemd (``systemd``; None: ask the host) the watchdog
     runs in a transient unit (``unit``, default ``hlplay-watchdog-<random>``)
@@ -712,6 +725,7 @@ async def arm_watchdog(
     args = [
         canary, profile, str(max(1, round(timeout))),
         str(old.number) if old else "", str(new.number) if new else "", action,
+        str(max(0, round(before))),
     ]  # fmt: skip
     if systemd is None:
         systemd = await has_systemd(runner)
@@ -736,6 +750,22 @@ async def arm_watchdog(
         await runner(["rm", "-f", "--", canary], QUICK_TIMEOUT)
         raise _fail(f"starting the confirmation watchdog in {unit}", res)
     return unit
+
+
+WINDOW_SCRIPT = 'test -e "$1" && echo $(( $(date +%s) + $2 )) > "$1.until"'
+
+
+async def open_window(runner: CommandRunner, canary: str, timeout: float) -> bool:
+    """Start the confirmation window now: the watchdog rolls back ``timeout`` s from here.
+
+    The deadline is computed by the host's own clock. False when the canary
+    is gone already (the watchdog acted, or someone claimed it).
+    """
+    res = await runner(
+        ["sh", "-c", WINDOW_SCRIPT, "hlplay-window", canary, str(max(1, round(timeout)))],
+        QUICK_TIMEOUT,
+    )
+    return res.rc == 0
 
 
 @dataclass

@@ -22,6 +22,7 @@ from hlplay.protocol.messages import DeployRequest, ProtocolError
 # so ``from hlplay.transports.base import CommandResult`` keeps working.
 __all__ = [
     "AWAITING_CONFIRM",
+    "AwaitingCallback",
     "CommandResult",
     "DeployOutcome",
     "NotSupported",
@@ -41,6 +42,9 @@ class NotSupported(Exception):
 
 # A progress callback for long actions: receives one line of output at a time.
 ProgressCallback = Callable[[str, str], Awaitable[None] | None]  # (host, line)
+# Called once per host as soon as it activated and waits for confirmation, so
+# the controller confirms it while slower hosts of the same deploy still build.
+AwaitingCallback = Callable[["DeployOutcome"], Awaitable[None] | None]
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Transport(ABC):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        awaiting: AwaitingCallback | None = None,
     ) -> dict[str, DeployOutcome]:
         """Perform a deploy action on ``hosts``, all at once; one outcome per host.
 
@@ -109,7 +114,9 @@ class Transport(ABC):
                 h.name: DeployOutcome(h.name, "rejected", exc.code.value, exc.message)
                 for h in hosts
             }
-        return await self.deploy_request(hosts, req, timeout=timeout, progress=progress)
+        return await self.deploy_request(
+            hosts, req, timeout=timeout, progress=progress, awaiting=awaiting
+        )
 
     async def deploy_request(
         self,
@@ -118,6 +125,7 @@ class Transport(ABC):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        awaiting: AwaitingCallback | None = None,
     ) -> dict[str, DeployOutcome]:
         """:meth:`deploy` with a request already validated."""
         raise NotSupported(f"the {self.name} transport does not deploy")

@@ -35,6 +35,7 @@ from hlplay.proc import CommandResult
 from hlplay.protocol.messages import DeployRequest
 from hlplay.transports.base import (
     AWAITING_CONFIRM,
+    AwaitingCallback,
     DeployOutcome,
     ProgressCallback,
     Transport,
@@ -137,8 +138,17 @@ class DirectTransport(Transport):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        awaiting: AwaitingCallback | None = None,
     ) -> dict[str, DeployOutcome]:
         async def one(host: Host) -> DeployOutcome:
+            out = await deploy_one(host)
+            if out.awaiting and awaiting is not None:
+                maybe = awaiting(out)
+                if inspect.isawaitable(maybe):
+                    await maybe
+            return out
+
+        async def deploy_one(host: Host) -> DeployOutcome:
             lines: list[str] = []
             deadline = None if timeout is None else time.monotonic() + timeout
             try:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from hlplay.inventory.model import Host, Inventory
 from hlplay.inventory.targets import NatsTarget
 from hlplay.protocol.messages import (
+    AWAITING_CONFIRMATION,
     BASE_ACTIONS,
     DeployRequest,
     DeployResponse,
@@ -58,6 +59,8 @@ from hlplay.protocol.messages import (
 )
 from hlplay.protocol.subjects import expand, host_subjects
 from hlplay.transports.base import (
+    AWAITING_CONFIRM,
+    AwaitingCallback,
     CommandResult,
     DeployOutcome,
     NotSupported,
@@ -78,6 +81,44 @@ NOT_SUPPORTED_RUN = (
 )
 PERMISSION_RE = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
 REPUBLISH_DELAYS = (0.0, 1.0)  # after a reconnect
+
+
+#: How long a listener may take to answer a confirmation (it renames a file)
+#: and a rejection (it rolls back: the old system is activated again).
+CONFIRM_REPLY_TIMEOUT = 10.0
+REJECT_REPLY_TIMEOUT = 120.0
+
+
+def verdict_outcome(host: str, data: bytes, confirm: bool) -> DeployOutcome:
+    """A listener's answer to a confirm or reject, as the host's outcome."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):
+        return DeployOutcome(host, "failed", ErrorCode.INTERNAL.value, "unreadable answer")
+    status = doc.get("status")
+    if status not in ("completed", "failed"):
+        # a listener that answers only yes or no
+        key = "confirmed" if confirm else "refused"
+        took = doc.get(key) is True
+        status = "completed" if took and confirm else "failed"
+        if not confirm and took:
+            doc.setdefault("error", ErrorCode.ROLLED_BACK.value)
+    error = doc.get("error")
+    message = doc.get("message")
+    data_out = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("status", "error", "message", "hostname", "id")
+    }
+    return DeployOutcome(
+        host,
+        str(status),
+        str(error) if error else None,
+        str(message) if message else "",
+        data=data_out,
+    )
 
 
 class NatsPermissionError(Unreachable):
@@ -121,10 +162,13 @@ class _Gather:
         targets: list[_Target],
         progress: ProgressCallback | None,
         stray: list[dict[str, Any]],
+        awaiting: AwaitingCallback | None = None,
     ) -> None:
         self.request_id = request_id
         self.targets = targets
         self.progress_cb = progress
+        self.awaiting_cb = awaiting
+        self.callbacks: list[asyncio.Future[Any]] = []
         self.stray = stray
         self.expected: dict[str, _Target] = {}
         for target in targets:
@@ -261,6 +305,23 @@ class _Gather:
                     result = self.progress_cb(host, line)
                     if inspect.isawaitable(result):
                         await result
+        if resp.status == AWAITING_CONFIRMATION:
+            # The host activated and armed its watchdog: the deploy is over for
+            # the gathering; its end is the controller's confirm or reject.
+            data = {k: v for k, v in resp.extra.items() if k not in ("progress",)}
+            data["request_id"] = self.request_id
+            data["subject"] = target.subject
+            data["awaiting_confirm"] = True
+            outcome = DeployOutcome(
+                host=host, status=AWAITING_CONFIRM, message=resp.message, data=data
+            )
+            if self.awaiting_cb is not None:
+                maybe = self.awaiting_cb(outcome)
+                if inspect.isawaitable(maybe):
+                    # run beside the gathering; the deploy returns once it is done
+                    self.callbacks.append(asyncio.ensure_future(maybe))
+            self.settle(host, outcome)
+            return
         if resp.final:
             st.final = resp
             data = {k: v for k, v in resp.extra.items() if k not in ("progress",)}
@@ -496,6 +557,7 @@ class NatsTransport(Transport):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        awaiting: AwaitingCallback | None = None,
     ) -> dict[str, DeployOutcome]:
         """Publish ``request`` to the compiled targets of ``hosts``; one
         :class:`DeployOutcome` per host."""
@@ -538,6 +600,7 @@ class NatsTransport(Transport):
                 base,
                 timeout=timeout,
                 progress=progress,
+                awaiting=awaiting,
                 plain_hosts=frozenset(plain_names),
             )
         )
@@ -550,6 +613,7 @@ class NatsTransport(Transport):
         *,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
+        awaiting: AwaitingCallback | None = None,
         plain_hosts: Collection[str] = (),
     ) -> dict[str, DeployOutcome]:
         """Publish ``request`` once to each target's subject; gather per host.
@@ -582,7 +646,7 @@ class NatsTransport(Transport):
                         data={"request_id": request_id},
                     )
             return outcomes
-        gather = _Gather(request_id, targets, progress, self.stray)
+        gather = _Gather(request_id, targets, progress, self.stray, awaiting)
         gather.plain = plain
         inbox = self._new_inbox(nc)
         self._gathers.add(gather)
@@ -610,6 +674,8 @@ class NatsTransport(Transport):
                 await asyncio.wait_for(gather.done.wait(), timeout)
             await self._probe_silent(gather)
             gather.expire(timeout)
+            if gather.callbacks:
+                await asyncio.gather(*gather.callbacks, return_exceptions=True)
         finally:
             self._gathers.discard(gather)
             with contextlib.suppress(Exception):
@@ -726,37 +792,37 @@ class NatsTransport(Transport):
         return doc
 
     async def confirm(
-        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 5.0
-    ) -> dict[str, bool]:
-        """Confirm a run waiting for it (``confirm_timeout``); True per host that took it."""
-        return await self._verdict(hosts, request_id, True, timeout)
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float | None = None
+    ) -> dict[str, DeployOutcome]:
+        """Keep the activation of ``request_id``: each listener confirms its canary
+        and answers with the outcome (``completed``, or why not: too late…)."""
+        return await self._verdict(hosts, request_id, True, timeout or CONFIRM_REPLY_TIMEOUT)
 
     async def reject(
-        self, hosts: Sequence[Host], request_id: str, *, timeout: float = 5.0
-    ) -> dict[str, bool]:
-        """Refuse a waiting run: it fails (and rolls back) at once instead of at
-        its deadline. True per host that took the refusal."""
-        return await self._verdict(hosts, request_id, False, timeout)
+        self, hosts: Sequence[Host], request_id: str, *, timeout: float | None = None
+    ) -> dict[str, DeployOutcome]:
+        """Withdraw the activation of ``request_id``: each listener rolls back now
+        and answers with the rollback's outcome."""
+        return await self._verdict(hosts, request_id, False, timeout or REJECT_REPLY_TIMEOUT)
 
     async def _verdict(
         self, hosts: Sequence[Host], request_id: str, confirm: bool, timeout: float
-    ) -> dict[str, bool]:
-        key = "confirmed" if confirm else "refused"
+    ) -> dict[str, DeployOutcome]:
+        what = "confirmation" if confirm else "rejection"
 
-        async def one(host: Host) -> tuple[str, bool]:
+        async def one(host: Host) -> DeployOutcome:
             subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["confirm"]
             doc: dict[str, Any] = {"id": request_id, "hostname": host.name}
             if not confirm:
                 doc["confirm"] = False
             try:
                 replies = await self._request(subject, json.dumps(doc).encode(), timeout=timeout)
-                answer = json.loads(replies[0])
-            except (Unreachable, ValueError) as exc:
-                log.warning("%s: %s not delivered: %s", host.name, key, exc)
-                return host.name, False
-            return host.name, bool(isinstance(answer, dict) and answer.get(key) is True)
+            except Unreachable as exc:
+                log.warning("%s: %s not delivered: %s", host.name, what, exc)
+                return DeployOutcome(host.name, "unreachable", None, f"{what} not delivered: {exc}")
+            return verdict_outcome(host.name, replies[0], confirm)
 
-        return dict(await asyncio.gather(*(one(h) for h in hosts)))
+        return {o.host: o for o in await asyncio.gather(*(one(h) for h in hosts))}
 
     async def discover(self, timeout: float = 2.0) -> list[dict[str, Any]]:
         """Every listener's discovery answer within ``timeout`` (sooner once all
