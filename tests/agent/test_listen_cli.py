@@ -61,6 +61,7 @@ def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         "HLPLAY_LISTEN_ROLE": "web edge",
         "HLPLAY_LISTEN_NATS_URL": "nats://a:4222 nats://b:4222",
         "HLPLAY_LISTEN_TIMEOUT": "60",
+        "HLPLAY_LISTEN_ACCEPT_UNSIGNED": "1",
     }
     result = CliRunner().invoke(cli, ["listen"], env=env)
     assert result.exit_code == 0, result.output
@@ -69,6 +70,19 @@ def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert config.roles == ("web", "edge")  # type: ignore[attr-defined]
     assert config.nats_urls == ("nats://a:4222", "nats://b:4222")  # type: ignore[attr-defined]
     assert config.timeout == 60.0  # type: ignore[attr-defined]
+
+
+def test_a_listener_needs_trusted_keys_or_an_explicit_unsigned_choice(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["listen", "--tier", "test", "--hostname", "h1"])
+    assert isinstance(result.exception, HlplayError), result.output
+    assert "give --trusted-keys FILE" in str(result.exception)
+    bad = tmp_path / "test.deployers"
+    bad.write_text("not-a-key\n")
+    result = CliRunner().invoke(
+        cli, ["listen", "--tier", "test", "--hostname", "h1", "--trusted-keys", str(bad)]
+    )
+    assert isinstance(result.exception, HlplayError), result.output
+    assert f"{bad}:1:" in str(result.exception)
 
 
 def test_bad_names_are_one_line_errors() -> None:
@@ -122,6 +136,7 @@ def test_a_server_not_there_yet_is_said_once_while_the_listener_waits(tmp_path: 
             "noop",
             "--state-dir",
             str(tmp_path),
+            "--accept-unsigned",
             "--nats-url",
             f"nats://127.0.0.1:{port}",
         ],

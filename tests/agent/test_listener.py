@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fixtures.nats import NatsFleet, make_inventory
 from hlplay.auth.keys import read_seed
 from hlplay.protocol.messages import ACTIONS, DeployRequest, ErrorCode, ProtocolError
+from hlplay.protocol.signing import sign
 from hlplay.transports.nats import NatsTransport
 
 pytestmark = pytest.mark.nats
@@ -34,6 +35,11 @@ async def raw_client(fleet: NatsFleet, user: str = "admin") -> object:
     import nats
 
     return await nats.connect(fleet.url, nkeys_seed_str=read_seed(fleet.seed_file(user)))
+
+
+def signed(fleet: NatsFleet, doc: dict[str, object], user: str = "admin") -> bytes:
+    """``doc`` as a deployer sends it: signed with ``user``'s key."""
+    return json.dumps(sign(doc, read_seed(fleet.seed_file(user)))).encode()
 
 
 async def collect(
@@ -62,7 +68,7 @@ async def test_status_stream_is_the_seed_protocol(nats_fleet: NatsFleet) -> None
         inbox = nc.new_inbox()  # type: ignore[attr-defined]
         sub = await nc.subscribe(inbox)  # type: ignore[attr-defined]
         request = {"action": "switch", "revision": "main", "reply_to": inbox}
-        await nc.publish("deploy.test.db1", json.dumps(request).encode())  # type: ignore[attr-defined]
+        await nc.publish("deploy.test.db1", signed(nats_fleet, request))  # type: ignore[attr-defined]
         statuses = []
         while True:
             doc = json.loads((await sub.next_msg(timeout=5)).data)
@@ -190,7 +196,7 @@ async def test_progress_is_rate_limited_into_batches_that_lose_no_count(
     nc = await raw_client(nats_fleet)
     try:
         payload = {"action": "switch", "revision": "chatty", "options": {"lines": 600}}
-        docs = await collect(nc, "deploy.test.db1", json.dumps(payload).encode())
+        docs = await collect(nc, "deploy.test.db1", signed(nats_fleet, payload))
     finally:
         await nc.close()  # type: ignore[attr-defined]
     batches = [d for d in docs if d.get("progress")]
@@ -426,10 +432,11 @@ async def test_a_test_deployer_cannot_bounce_a_response_onto_prod(
     nc = await raw_client(nats_fleet, "deployer-test")
     try:
         request = {"action": "switch", "revision": "main", "id": "bounce-1"}
-        await collect(nc, "deploy.test.db1", json.dumps(request).encode())
+        payload = signed(nats_fleet, request, "deployer-test")
+        await collect(nc, "deploy.test.db1", payload)
         # the same id again, replies "to" the prod tier subject
         await nc.publish(  # type: ignore[attr-defined]
-            "deploy.test.db1", json.dumps(request).encode(), reply="deploy.prod.all"
+            "deploy.test.db1", payload, reply="deploy.prod.all"
         )
         await nc.flush()  # type: ignore[attr-defined]
         for _ in range(400):  # until db1 has been told it may not answer there
@@ -442,3 +449,36 @@ async def test_a_test_deployer_cannot_bounce_a_response_onto_prod(
     assert after["generation"] == before["generation"]
     assert "bounce-1" not in nats_fleet.listeners["prod1"].text()
     assert 'publish to "deploy.prod.all"' in nats_fleet.listeners["db1"].text()
+
+
+async def test_only_signed_requests_from_keys_the_tier_trusts_run(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    nc = await raw_client(nats_fleet)
+    try:
+        request = {"action": "switch", "revision": "main", "id": "unsigned-1"}
+        [reply] = await collect(nc, "deploy.test.web1", json.dumps(request).encode())
+        assert (reply["status"], reply["error"]) == ("rejected", "unsigned")
+        # the test tier's deployer is not trusted by prod
+        prod = {"action": "switch", "revision": "main", "id": "wrong-tier-1"}
+        [reply] = await collect(nc, "deploy.prod.prod1", signed(nats_fleet, prod, "deployer-test"))
+        assert (reply["status"], reply["error"]) == ("rejected", "key_not_allowed")
+        tampered = json.loads(signed(nats_fleet, {**request, "id": "tamper-1"}))
+        tampered["revision"] = "evil"
+        [reply] = await collect(nc, "deploy.test.web1", json.dumps(tampered).encode())
+        assert (reply["status"], reply["error"]) == ("rejected", "bad_signature")
+        # every answer is signed by the host's own key
+        assert reply["sig"]["key"] == read_seed_public(nats_fleet, "web1")
+        # a confirmation is a deployer's word too
+        [answer] = await collect(
+            nc, "hlplay.confirm.test.web1", json.dumps({"id": "x1"}).encode(), until_final=False
+        )
+        assert answer["error"] == "unsigned"
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+
+
+def read_seed_public(fleet: NatsFleet, name: str) -> str:
+    import nkeys
+
+    return str(nkeys.from_seed(read_seed(fleet.seed_file(name)).encode()).public_key.decode())

@@ -119,6 +119,7 @@ def minimal_listener(
         "--hostname", "web1", "--tier", "test",
         "--nats-url", fleet.url,
         "--nkey-file", str(fleet.seed_file("web1")),
+        "--trusted-keys", str(fleet.trust_file("test")),
         "--flake", str(nix_flake.root),
         "--profile", nix_flake.profile("web1"),
         "--state-dir", nix_flake.state_dir("web1"),

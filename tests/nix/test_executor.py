@@ -338,3 +338,16 @@ async def test_a_host_cut_off_during_activation_rolls_back_by_itself(web1) -> No
     while flake.current_generation("web1") != 1 or flake.generations("web1") != [1]:
         assert time.monotonic() < deadline, "the watchdog did not roll back"
         await asyncio.sleep(0.1)
+
+
+async def test_any_request_id_the_protocol_allows_names_a_canary(web1) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, rev2 = web1
+    ctx = flake.context("web1")
+    assert (await ex.execute(req("switch", rev1), ctx)).ok
+    odd = DeployRequest(
+        action="switch", revision=rev2, id="deploy.2026/12 #3", options={"confirm_timeout": 30}
+    )
+    res = await ex.execute(odd, ctx)
+    assert res.ok and res.data["awaiting_confirm"] is True, res.message
+    assert (await ex.confirm("deploy.2026/12 #3", ctx)).ok
+    assert flake.current_generation("web1") == 2

@@ -36,6 +36,7 @@ from hlplay.deploy.facts import collect_facts
 from hlplay.errors import HlplayError
 from hlplay.inventory.model import DEFAULT_PROFILE, DEFAULT_TOPLEVEL_ATTR, SubjectTemplates
 from hlplay.proc import CommandResult, run_argv
+from hlplay.protocol import signing
 from hlplay.protocol.messages import (
     AWAITING_CONFIRMATION,
     MAX_MESSAGE_BYTES,
@@ -106,6 +107,15 @@ class ListenerConfig:
     progress_interval: float = 0.5
     shutdown_grace: float = 60.0
     reconnect_wait: float = 0.5
+    #: deployer public keys whose signed requests this host accepts (``--trusted-keys``)
+    trusted_keys: frozenset[str] | None = None
+    #: take requests without a signature too (``--accept-unsigned``); signed ones
+    #: are still checked
+    accept_unsigned: bool = False
+    #: the seed this listener signs its answers with (``--signing-seed``);
+    #: default: its NATS seed
+    signing_seed: str | None = None
+    signature_window: float = signing.DEFAULT_WINDOW
 
     def check(self) -> ListenerSubjects:
         """Validate names and templates; return the subjects to subscribe to."""
@@ -207,6 +217,9 @@ class _Run:
         self.settling = False  # a confirm or reject is being carried out
         self.settled = asyncio.Event()
         self.verdict: ExecResult | None = None
+        #: the id a confirmation names: the request's, or the one the executor
+        #: gave a request without (it is in the awaiting_confirmation status)
+        self.confirm_id: str | None = request.id
 
     def add_reply(self, reply: str) -> None:
         if reply and reply not in self.replies:
@@ -235,6 +248,8 @@ class Listener:
         self._auth_event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._exit_error: str | None = None
+        self._signer = _signer_of(config)
+        self._guard = signing.ReplayGuard(window=config.signature_window)
 
     # -- the context executors act in ---------------------------------------------
 
@@ -311,14 +326,7 @@ class Listener:
         if cfg.nkey_seed:
             kwargs["nkeys_seed_str"] = cfg.nkey_seed
         elif cfg.nkey_file:
-            try:
-                with open(cfg.nkey_file) as fh:
-                    seed = fh.read().strip()
-            except OSError as exc:
-                raise ListenerError(f"--nkey-file {cfg.nkey_file}: {exc.strerror or exc}") from None
-            if not seed.startswith("SU"):
-                raise ListenerError(f"--nkey-file {cfg.nkey_file}: not an NKey user seed")
-            kwargs["nkeys_seed_str"] = seed
+            kwargs["nkeys_seed_str"] = read_nkey_file(cfg.nkey_file)
         nc = NATS()
         self.nc = nc
         connecting = asyncio.create_task(
@@ -484,8 +492,28 @@ class Listener:
             if final and (subject, data) not in self._undelivered:
                 self._undelivered.append((subject, data))
 
+    def _encode(self, doc: dict[str, Any]) -> bytes:
+        """A reply as sent: signed with this host's key, so no other host can forge it."""
+        if self._signer is not None:
+            doc = signing.sign(doc, self._signer)
+        return json.dumps(doc, default=str).encode()
+
+    def _authenticate(self, doc: Any) -> signing.SignedBy | None:
+        """Who signed ``doc``, or None for an unsigned message this host accepts.
+
+        Raises :class:`~hlplay.protocol.signing.SignatureError`.
+        """
+        cfg = self.config
+        if not isinstance(doc, dict) or signing.SIG_FIELD not in doc:
+            if cfg.accept_unsigned:
+                return None
+            raise signing.SignatureError(
+                ErrorCode.UNSIGNED, "unsigned request: this host takes signed requests only"
+            )
+        return signing.verify(doc, cfg.trusted_keys, window=cfg.signature_window)
+
     async def _send(self, subjects: Sequence[str], resp: DeployResponse) -> None:
-        data = resp.to_json()
+        data = self._encode(json.loads(resp.to_json()))
         for subject in subjects:
             await self._publish(subject, data, final=resp.final)
         if resp.final and self.nc is not None and self.nc.is_connected:
@@ -534,6 +562,17 @@ class Listener:
             )
             return
         reply = req.reply_to or msg.reply
+        try:
+            signed = self._authenticate(json.loads(msg.data))
+        except signing.SignatureError as exc:
+            log.warning(
+                "%s: refused a request on %s: %s", self.config.hostname, msg.subject, exc.message
+            )
+            await self._send(
+                [reply],
+                self._response("rejected", error=exc.code, message=exc.message, req_id=req.id),
+            )
+            return
         if req.id is not None:
             done = self._finished.get(req.id)
             if done is not None:
@@ -578,6 +617,17 @@ class Listener:
                 ),
             )
             return
+        if signed is not None:
+            # Replays are told apart after the answers above, which run nothing:
+            # a controller asking again after a reconnect gets the run's status.
+            try:
+                self._guard.check(signed, window=self.config.signature_window)
+            except signing.SignatureError as exc:
+                await self._send(
+                    [reply],
+                    self._response("rejected", error=exc.code, message=exc.message, req_id=req.id),
+                )
+                return
         run = _Run(req, reply)
         self._run = run  # no await since the check above: the lock is atomic
         log.info(
@@ -683,6 +733,9 @@ class Listener:
         req = run.request
         window = armed.data.get("confirm_timeout")
         window = float(window) if isinstance(window, int | float) else 0.0
+        given = armed.data.get("request_id")
+        if run.confirm_id is None and isinstance(given, str):
+            run.confirm_id = given
         run.awaiting = True
         await self._send(
             run.replies,
@@ -694,9 +747,9 @@ class Listener:
             await asyncio.wait_for(run.settled.wait(), window + VERDICT_GRACE)
         data = {k: v for k, v in armed.data.items() if k != "awaiting_confirm"}
         verdict = run.verdict
-        if verdict is None and not run.settling and run.ctx is not None and req.id:
+        if verdict is None and not run.settling and run.ctx is not None and run.confirm_id:
             run.settling = True
-            late = await harness.settle(self.executor, "reject", req.id, run.ctx)
+            late = await harness.settle(self.executor, "reject", run.confirm_id, run.ctx)
             run.settled.set()
             return ExecResult(
                 ok=False,
@@ -704,10 +757,16 @@ class Listener:
                 message=f"no confirmation within {window:g}s; {late.message}",
                 data={**data, **late.data, "confirmed": False},
             )
-        if verdict is None:  # a verdict is being carried out: it ends the run
+        if verdict is None and run.settling:  # a verdict is being carried out: it ends the run
             await run.settled.wait()
             verdict = run.verdict
-        assert verdict is not None
+        if verdict is None:
+            return ExecResult(
+                ok=False,
+                error=ErrorCode.CONFIRM_TIMEOUT,
+                message=f"no confirmation within {window:g}s; the host's watchdog rolls back",
+                data={**data, "confirmed": False},
+            )
         if verdict.ok:
             message = f"{armed.message.split('; awaiting')[0]}; confirmed"
             return ExecResult(True, None, message, {**data, **verdict.data, "confirmed": True})
@@ -722,7 +781,7 @@ class Listener:
 
     async def _reply_json(self, msg: Msg, doc: dict[str, Any]) -> None:
         if msg.reply:
-            await self._publish(msg.reply, json.dumps(doc, default=str).encode())
+            await self._publish(msg.reply, self._encode(doc))
 
     async def _on_confirm(self, msg: Msg) -> None:
         """``{"id": …}`` confirms the activation with that id; ``"confirm": false``
@@ -742,10 +801,17 @@ class Listener:
             "confirmed": False,
             "refused": False,
         }
+        try:
+            # keeping or rolling back a system is a deployer's word, like a deploy
+            self._authenticate(doc)
+        except signing.SignatureError as exc:
+            answer.update(status="failed", error=exc.code.value, message=exc.message)
+            await self._reply_json(msg, answer)
+            return
         waiting = (
             valid
             and run is not None
-            and run.request.id == req_id
+            and run.confirm_id == req_id
             and run.awaiting
             and not run.settling
             and run.ctx is not None
@@ -818,7 +884,7 @@ class Listener:
                 replies.append(body_reply)
             if not replies:
                 return
-            data = json.dumps(await self.discovery_info(), default=str).encode()
+            data = self._encode(await self.discovery_info())
             for subject in replies:
                 await self._publish(subject, data)
         except Exception:
@@ -840,6 +906,33 @@ class Listener:
             await self._reply_json(msg, facts)
         except Exception:
             log.exception("%s: facts failed", self.config.hostname)
+
+
+def read_nkey_file(path: str) -> str:
+    """The seed in ``--nkey-file``; a :class:`ListenerError` saying what is wrong."""
+    try:
+        with open(path) as fh:
+            seed = fh.read().strip()
+    except OSError as exc:
+        raise ListenerError(f"--nkey-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ListenerError(f"--nkey-file {path}: not an NKey user seed") from None
+    if not seed.startswith("SU"):
+        raise ListenerError(f"--nkey-file {path}: not an NKey user seed")
+    return seed
+
+
+def _signer_of(config: ListenerConfig) -> signing.Signer | None:
+    """The key this listener signs with: ``--signing-seed``, else its NATS seed."""
+    seed = config.signing_seed or config.nkey_seed
+    if seed is None and config.nkey_file:
+        seed = read_nkey_file(config.nkey_file)
+    if not seed:
+        return None
+    try:
+        return signing.Signer(seed)
+    except (ValueError, TypeError) as exc:
+        raise ListenerError(f"the signing seed is not an NKey seed: {exc}") from None
 
 
 def discovery_reply_to(data: bytes) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +49,24 @@ def _opt(name: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
     help="NATS server URL (repeatable).",
 )
 @_opt("nkey-file", default=None, help="NKey seed file of this listener's NATS user.")
+@_opt(
+    "trusted-keys",
+    default=None,
+    help="File of the deployer public keys (one per line) whose signed requests this "
+    "host accepts (hlplay nats config --trust-dir writes one per tier).",
+)
+@_opt(
+    "signing-seed",
+    default=None,
+    help="NKey seed file this listener signs its answers with. [default: --nkey-file]",
+)
+@click.option(
+    "--accept-unsigned",
+    is_flag=True,
+    envvar=_env("accept-unsigned"),
+    help="Also take requests without a signature (homelab-deploy controllers). "
+    "Signed requests are still checked.",
+)
 @_opt("flake", default=".", help="Flake URL of the configuration (without ?ref and #host).")
 @_opt("profile", default=DEFAULT_PROFILE, help="System profile.")
 @_opt("toplevel-attr", default=DEFAULT_TOPLEVEL_ATTR, help="Flake attribute of the system.")
@@ -117,7 +136,37 @@ def listen(**opts: Any) -> None:
     config.check()
     if config.state_dir:
         _usable_dir("--state-dir", config.state_dir)
+    if config.nkey_file:
+        from hlplay.agent.listener import read_nkey_file
+
+        read_nkey_file(config.nkey_file)  # a bad seed is said before anything else
+    trusted, signing_seed = _trust_options(opts)
+    config = replace(
+        config,
+        trusted_keys=trusted,
+        accept_unsigned=opts["accept_unsigned"],
+        signing_seed=signing_seed,
+    )
     asyncio.run(run_listener(config))
+
+
+def _trust_options(opts: dict[str, Any]) -> tuple[frozenset[str] | None, str | None]:
+    """``--trusted-keys`` read, ``--signing-seed`` read; one of trust or unsigned is required."""
+    from hlplay.auth.keys import read_seed
+    from hlplay.auth.trust import load_allowed_keys
+    from hlplay.errors import HlplayError
+
+    trusted = None
+    if opts["trusted_keys"]:
+        trusted = load_allowed_keys(opts["trusted_keys"])
+    elif not opts["accept_unsigned"]:
+        raise HlplayError(
+            "hlplay listen: give --trusted-keys FILE (the deployer keys this host takes "
+            "requests from; hlplay nats config --trust-dir writes them), or "
+            "--accept-unsigned to take unsigned requests"
+        )
+    seed = read_seed(opts["signing_seed"]) if opts["signing_seed"] else None
+    return trusted, seed
 
 
 def _usable_dir(flag: str, path: str) -> None:

@@ -58,6 +58,8 @@ class HostStatus:
 
 
 def _listener_argv(layout: LabLayout, inventory: Inventory, host: Host) -> list[str]:
+    from hlplay.auth.trust import trust_file_path
+
     argv = [
         sys.executable,
         "-m",
@@ -75,6 +77,9 @@ def _listener_argv(layout: LabLayout, inventory: Inventory, host: Host) -> list[
     argv += [
         "--nkey-file",
         str(layout.seed(host.name)),
+        # as the NixOS module requires: the deployer keys the host's tier trusts
+        "--trusted-keys",
+        str(trust_file_path(layout.keys / "trust", host.tier)),
         "--flake",
         str(layout.config),
         "--profile",
@@ -122,6 +127,9 @@ class Lab:
         for name in names:
             if not lay.seed(name).exists():
                 new_named(name, lay.keys)
+        from hlplay.auth.trust import tier_deployers, write_trust_files
+
+        write_trust_files(lay.keys / "trust", tier_deployers(self.inventory, keys_dir=lay.keys))
         for host in self.inventory.hosts.values():
             for d in (
                 lay.profile(host.name).parent,

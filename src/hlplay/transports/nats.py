@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from hlplay.inventory.model import Host, Inventory
 from hlplay.inventory.targets import NatsTarget
+from hlplay.protocol import signing
 from hlplay.protocol.messages import (
     AWAITING_CONFIRMATION,
     BASE_ACTIONS,
@@ -384,6 +385,7 @@ class NatsTransport(Transport):
         self.stray: list[dict[str, Any]] = []
         #: Subjects published to by the last deploy (one per target).
         self.last_subjects: list[str] = []
+        self._signer: signing.Signer | None = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -412,6 +414,16 @@ class NatsTransport(Transport):
                 except KeyFileError as exc:
                     raise Unreachable(f"NATS credentials: {exc}") from None
         raise Unreachable(f"NATS credentials file {path} not found")
+
+    def _signed(self, payload: bytes) -> bytes:
+        """A request as sent: signed with the controller's NKey, which listeners check
+        against the keys their tier trusts. Without credentials, unsigned."""
+        if self._signer is None:
+            seed = self._seed()
+            if seed is None:
+                return payload
+            self._signer = signing.Signer(seed)
+        return json.dumps(signing.sign(json.loads(payload), self._signer)).encode()
 
     async def _error_cb(self, exc: Exception) -> None:
         text = str(exc)
@@ -663,6 +675,9 @@ class NatsTransport(Transport):
                     id=None if bare else request_id,
                     options={} if bare else request.options,
                 ).to_json()
+                if not bare:
+                    # homelab-deploy listeners get the seed's fields, exactly
+                    payload = self._signed(payload)
                 gather.payloads[target.index] = payload
                 log.debug(
                     "publishing %s %s to %s", request.action, request.revision, target.subject
@@ -816,7 +831,8 @@ class NatsTransport(Transport):
             if not confirm:
                 doc["confirm"] = False
             try:
-                replies = await self._request(subject, json.dumps(doc).encode(), timeout=timeout)
+                payload = self._signed(json.dumps(doc).encode())
+                replies = await self._request(subject, payload, timeout=timeout)
             except Unreachable as exc:
                 log.warning("%s: %s not delivered: %s", host.name, what, exc)
                 return DeployOutcome(host.name, "unreachable", None, f"{what} not delivered: {exc}")
