@@ -363,6 +363,26 @@ def activation_unit_name(unique: str | None = None) -> str:
     return transient_unit_name(UNIT_PREFIX, unique)
 
 
+#: Runs an activation (``"$@"``) where no systemd can hold it in a unit of its
+#: own: a plain child would die with its caller (an SSH channel that closes, a
+#: timeout(1) that kills its process group, a listener that is stopped) and
+#: leave the host half-switched. ``setsid`` puts it in a session and process
+#: group of its own, with no terminal and no pipe back to the caller, so none
+#: of those reaches it; the script waits for it and hands its output and
+#: status on. The background child of a non-interactive shell is never a
+#: group leader, so setsid execs it in place and ``$!`` is the activation.
+#: When the caller is gone, ``cat`` fails on the closed pipe (or the script
+#: was killed) and the output stays behind for whoever asks how it ended.
+DETACH_SCRIPT = (
+    'command -v setsid >/dev/null 2>&1 || exec "$@"; '
+    'd=$(mktemp -d "${TMPDIR:-/tmp}/hlplay-activation.XXXXXX") || exec "$@"; '
+    'setsid "$@" </dev/null >"$d/out" 2>"$d/err" & '
+    "wait $!; rc=$?; "
+    'cat -- "$d/out" && cat -- "$d/err" >&2 && rm -rf -- "$d"; '
+    'exit "$rc"'
+)
+
+
 def activation_argv(
     toplevel: str,
     action: str,
@@ -377,6 +397,10 @@ def activation_argv(
     lives in its own cgroup, so it runs to completion when the caller (an SSH
     session, a listener the new system restarts) dies. ``--pipe`` keeps its
     output and exit status on the caller's side while it lives.
+
+    Without ``unit`` it runs under :data:`DETACH_SCRIPT`: in a session of its
+    own, its output in a temporary directory, so that it too survives the
+    caller while the caller still gets its output and exit status.
     """
     if action not in ACTIVATE_ACTIONS:
         raise NixOpError(f"unknown activation action {action!r}")
@@ -384,7 +408,7 @@ def activation_argv(
         raise NixOpError(f"invalid system path {toplevel!r}")
     command = [f"{toplevel}/bin/switch-to-configuration", action]
     if unit is None:
-        return [*env_prefix(env), *command]
+        return ["sh", "-c", DETACH_SCRIPT, "hlplay-activate", *env_prefix(env), *command]
     if not UNIT_RE.match(unit):
         raise NixOpError(f"invalid unit name {unit!r}")
     given = env_prefix(env)[1:]  # validated K=V
@@ -467,8 +491,9 @@ async def switch_to_configuration(
 ) -> CommandResult:
     """Run ``<toplevel>/bin/switch-to-configuration <action>``; the result, never raises.
 
-    ``unit``: run it under systemd-run in that transient unit (see
-    :func:`activation_argv`).
+    ``unit``: run it under systemd-run in that transient unit; without one it
+    runs detached in a session of its own (see :func:`activation_argv`).
+    Either way it outlives a caller that dies mid-activation.
     """
     return await runner(activation_argv(toplevel, action, env, unit=unit), timeout)
 
