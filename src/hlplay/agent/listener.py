@@ -21,12 +21,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hlplay import __version__
@@ -66,6 +68,8 @@ log = logging.getLogger("hlplay.listener")
 FINISHED_KEPT = 256  # final statuses remembered for replays, by request id
 PROGRESS_BATCH_MAX = 200  # lines kept between two progress messages
 PROGRESS_LINE_MAX = 2000
+#: The run in flight, in the state directory (see Listener._journal).
+JOURNAL = "run-in-flight.json"
 #: How long past its confirmation window a run waits for a verdict in flight
 #: before it claims the canary itself.
 VERDICT_GRACE = 5.0
@@ -379,6 +383,7 @@ class Listener:
         await nc.subscribe(self.subjects.facts, cb=self._on_facts)
         await nc.subscribe(self.subjects.confirm, cb=self._on_confirm)
         await nc.flush(timeout=5)
+        self._resume()
         log.info(
             "%s: ready (tier %s, executor %s); subscribed to %s",
             self.config.hostname,
@@ -403,6 +408,93 @@ class Listener:
                     loop.remove_signal_handler(sig)
         if self._exit_error:
             raise ListenerError(self._exit_error)
+
+    # -- the run in flight, kept on disk ---------------------------------------------
+
+    def _journal_path(self) -> Path | None:
+        return Path(self.config.state_dir) / JOURNAL if self.config.state_dir else None
+
+    def _journal(self, run: _Run, state: dict[str, Any] | None) -> None:
+        """Keep (``state``) or drop (None) what a listener started after this one needs.
+
+        A deploy whose new system restarts this listener (its unit, package
+        or keys changed), or a listener killed mid-run, must not lose the run:
+        the next listener reads this, finds where the host is and reports the
+        final status to the same controller.
+        """
+        path = self._journal_path()
+        if path is None:
+            return
+        try:
+            if state is None:
+                path.unlink(missing_ok=True)
+                return
+            req = run.request
+            doc = {
+                "request": {
+                    "action": req.action,
+                    "revision": req.revision,
+                    "id": req.id,
+                    "options": req.options,
+                },
+                "replies": run.replies,
+                "state": state,
+            }
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc, default=str))
+            os.replace(tmp, path)
+        except (OSError, TypeError, ValueError) as exc:  # the run goes on without it
+            log.warning("%s: cannot keep the run's state: %s", self.config.hostname, exc)
+
+    def _resume(self) -> None:
+        """Take over a run the previous listener left in flight, if any."""
+        path = self._journal_path()
+        if path is None or not path.exists():
+            return
+        try:
+            doc = json.loads(path.read_text())
+            raw = doc["request"]
+            req = DeployRequest.parse(json.dumps({**raw, "reply_to": ""}))
+            replies = [r for r in doc.get("replies", []) if is_reply_subject(r)]
+            state = doc.get("state") or {}
+            if not isinstance(state, dict):
+                raise ValueError("state is not an object")
+        except (OSError, ValueError, KeyError, TypeError, ProtocolError) as exc:
+            log.warning("%s: unreadable run state %s: %s", self.config.hostname, path, exc)
+            path.unlink(missing_ok=True)
+            return
+        run = _Run(req, "")
+        run.replies = replies
+        self._run = run
+        log.info(
+            "%s: resuming %s of %s (request %s) left in flight",
+            self.config.hostname,
+            req.action,
+            req.revision,
+            req.id or "-",
+        )
+        run.task = asyncio.create_task(self._resume_run(run, state))
+        self._tasks.add(run.task)
+        run.task.add_done_callback(self._tasks.discard)
+
+    async def _resume_run(self, run: _Run, state: dict[str, Any]) -> None:
+        ctx = self._context()
+        run.ctx = ctx
+        if state.get("phase") in ("activating", "awaiting"):
+            try:
+                result = await self.executor.resume(state, ctx)
+            except Exception as exc:  # reported, never a crash of the new listener
+                log.exception("%s: resuming failed", self.config.hostname)
+                result = ExecResult(
+                    ok=False, error=ErrorCode.INTERRUPTED, message=f"resuming failed: {exc}"
+                )
+        else:
+            result = ExecResult(
+                ok=False,
+                error=ErrorCode.INTERRUPTED,
+                message="the listener stopped before the activation: nothing was activated",
+            )
+        await self._conclude(run, result)
 
     def stop(self) -> None:
         """Ask the listener to stop (what SIGTERM does)."""
@@ -653,6 +745,7 @@ class Listener:
                 action=req.action,
             ),
         )
+        self._journal(run, {"phase": "started"})
         run.task = asyncio.create_task(self._execute(run))
         self._tasks.add(run.task)
         run.task.add_done_callback(self._tasks.discard)
@@ -678,6 +771,11 @@ class Listener:
 
         batcher = _ProgressBatcher(send_progress, make_progress, self.config.progress_interval)
         ctx = self._context(batcher.line)
+
+        async def checkpoint(state: dict[str, Any]) -> None:
+            self._journal(run, state)
+
+        ctx.checkpoint = checkpoint
         run.ctx = ctx
         timeout = self._run_timeout(req)
         run.exec_task = asyncio.ensure_future(
@@ -694,7 +792,13 @@ class Listener:
             result = run.exec_task.result()
         with contextlib.suppress(Exception):
             await batcher.flush()
+        await self._conclude(run, result)
+
+    async def _conclude(self, run: _Run, result: ExecResult) -> None:
+        """Wait for the verdict where one is due, then send the final status."""
+        req = run.request
         if result.ok and result.data.get("awaiting_confirm"):
+            self._journal(run, {"phase": "awaiting", **_resumable(result.data)})
             result = await self._await_verdict(run, result)
         extra: dict[str, Any] = {"action": req.action}
         extra.update(result.data)
@@ -712,6 +816,7 @@ class Listener:
             while len(self._finished) > FINISHED_KEPT:
                 self._finished.popitem(last=False)
         self._run = None
+        self._journal(run, None)
         log.info(
             "%s: %s %s: %s %s",
             self.config.hostname,
@@ -906,6 +1011,12 @@ class Listener:
             await self._reply_json(msg, facts)
         except Exception:
             log.exception("%s: facts failed", self.config.hostname)
+
+
+def _resumable(data: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run needs of an activation waiting for its verdict."""
+    keys = ("action", "path", "canary", "request_id", "confirm_timeout", "generation")
+    return {k: data[k] for k in keys if k in data}
 
 
 def read_nkey_file(path: str) -> str:

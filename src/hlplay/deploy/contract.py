@@ -19,7 +19,13 @@ from hlplay.protocol.messages import DeployRequest, ErrorCode
 
 #: Reports one progress line (the listener rate-limits what it publishes).
 Progress = Callable[[str], Awaitable[None]]
+#: Receives the state of a run about to activate (see :meth:`Executor.resume`).
+Checkpoint = Callable[[dict[str, Any]], Awaitable[None]]
 async def _no_progress(line: str) -> None:
+    return None
+
+
+async def _no_checkpoint(state: dict[str, Any]) -> None:
     return None
 
 
@@ -37,6 +43,9 @@ class ExecContext:
     progress: Progress = _no_progress
     state_dir: str | None = None  # where the executor may keep state (revision file…)
     options: dict[str, Any] = field(default_factory=dict)
+    #: Told what an activation is about to change, before it starts: a listener
+    #: keeps it, so that the listener the new system starts can finish the run.
+    checkpoint: Checkpoint = _no_checkpoint
 
 
 @dataclass
@@ -74,6 +83,19 @@ class Executor(ABC):
     async def reject(self, request_id: str, ctx: ExecContext) -> ExecResult:
         """Withdraw the waiting activation of ``request_id``: roll back now."""
         return await self.confirm(request_id, ctx)
+
+    async def resume(self, state: dict[str, Any], ctx: ExecContext) -> ExecResult:
+        """Finish a run whose runner died during activation (its last checkpoint).
+
+        Where the host is now decides: the new system runs (wait for the
+        controller's confirmation again, as the run would have), or it does not
+        (roll back, and say the run was interrupted).
+        """
+        return ExecResult(
+            ok=False,
+            error=ErrorCode.INTERRUPTED,
+            message="the listener stopped during the run; its outcome is unknown",
+        )
 
 
 #: The pipeline every host runs unless told otherwise: listener, SSH and local.

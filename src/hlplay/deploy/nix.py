@@ -47,6 +47,7 @@ one fails the host and rolls back; "unchanged" compares with what runs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import time
@@ -237,6 +238,52 @@ class NixExecutor(Executor):
             data["generation"] = to.number
         return ExecResult(ok=False, error=ErrorCode.ROLLED_BACK, message=out.message, data=data)
 
+    async def resume(self, state: dict[str, Any], ctx: ExecContext) -> ExecResult:
+        path, action = state.get("path"), state.get("action")
+        if not isinstance(path, str) or action not in ACTIONS:
+            return await super().resume(state, ctx)
+        data: dict[str, Any] = {
+            k: state[k] for k in ("generation", "old_generation", "path") if k in state
+        }
+        data.update(action=action, resumed=True)
+        took = await _took_effect(ctx, path, str(action))
+        canary, rid = state.get("canary"), state.get("request_id")
+        raw = state.get("confirm_timeout")
+        window = float(raw) if isinstance(raw, int | float) else 0.0
+        if isinstance(canary, str) and isinstance(rid, str):
+            if took and window > 0 and await system.open_window(ctx.runner, canary, window):
+                data.update(
+                    awaiting_confirm=True,
+                    canary=canary,
+                    request_id=rid,
+                    confirm_timeout=window,
+                    confirm_deadline=time.time() + window,
+                )
+                return ExecResult(
+                    True,
+                    None,
+                    f"the new system {path} runs (the listener restarted during its "
+                    f"activation); awaiting confirmation within {window:g}s",
+                    data,
+                )
+            back = await self.reject(rid, ctx)
+            return ExecResult(
+                False,
+                ErrorCode.INTERRUPTED if not took else (back.error or ErrorCode.ROLLED_BACK),
+                "the listener stopped during the activation; " + back.message,
+                {**data, **back.data},
+            )
+        if took:
+            return ExecResult(
+                True, None, f"the new system {path} runs (the listener restarted)", data
+            )
+        return ExecResult(
+            False,
+            ErrorCode.INTERRUPTED,
+            f"the listener stopped during the activation of {path}, which did not take effect",
+            data,
+        )
+
     async def _safe_current(self, ctx: ExecContext) -> dict[str, Any]:
         try:
             cur = await self.current(ctx)
@@ -296,6 +343,27 @@ def _trusted(ctx: ExecContext, request: DeployRequest) -> ExecContext:
         return ctx
     kept = {k: v for k, v in ctx.options.items() if k not in request.options}
     return dataclasses.replace(ctx, options=kept)
+
+
+#: How long a resumed run waits for an activation that outlived its listener.
+RESUME_SETTLE = 30.0
+
+
+async def _took_effect(ctx: ExecContext, path: str, action: str) -> bool:
+    """Whether the activation of ``path`` took effect (given time to end, if it still runs)."""
+    where = ctx.options.get("current_system", system.CURRENT_SYSTEM)
+    deadline = time.monotonic() + RESUME_SETTLE
+    while True:
+        running = await system.resolve_existing(ctx.runner, str(where))
+        if running is None:
+            # no running-system link (a host without one): the profile tells
+            gen = await system.current_generation(ctx.runner, ctx.profile)
+            return action not in ("switch", "boot") or (gen is not None and gen.path == path)
+        if running == path:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.5)
 
 
 def _activation_env(ctx: ExecContext) -> dict[str, str] | None:
@@ -601,6 +669,19 @@ class _Run:
             # itself unless someone confirms.
             await self.arm_watchdog(before, new_gen, timeout)
 
+        await ctx.checkpoint(
+            {
+                "phase": "activating",
+                "action": self.action,
+                "path": new_path,
+                "canary": self.canary,
+                "request_id": self.request_id if self.canary else self.request.id,
+                "confirm_timeout": timeout if self.canary else 0,
+                "generation": self.data.get("generation"),
+                "old_generation": before.number if before else None,
+                "old_path": before.path if before else None,
+            }
+        )
         res = await self.activate(new_path)
         units_failed = (
             res.rc == system.EXIT_UNITS_FAILED

@@ -673,9 +673,19 @@ CONFIRM_SCRIPT = (
 
 
 def canary_path(profile: str, state_dir: str | None, request_id: str) -> str:
-    if not REQUEST_ID_RE.match(request_id):
+    """The canary file of one request; any id the protocol allows names one.
+
+    An id that is not a safe file name (``a.b``, ``x/y``) is hashed, the same
+    way every time, so that confirming it finds the canary its deploy armed.
+    """
+    if not isinstance(request_id, str) or not request_id:
         raise NixOpError(f"invalid request id {request_id!r}")
-    return posixpath.join(state_dir_for(profile, state_dir), f"canary-{request_id}")
+    name = request_id
+    if not REQUEST_ID_RE.match(request_id):
+        import hashlib
+
+        name = "h" + hashlib.sha256(request_id.encode()).hexdigest()[:40]
+    return posixpath.join(state_dir_for(profile, state_dir), f"canary-{name}")
 
 
 #: Writes the canary when the watchdog runs in a transient unit of its own.
