@@ -482,3 +482,81 @@ def read_seed_public(fleet: NatsFleet, name: str) -> str:
     import nkeys
 
     return str(nkeys.from_seed(read_seed(fleet.seed_file(name)).encode()).public_key.decode())
+
+
+def forged_requests(fleet: NatsFleet, count: int) -> list[bytes]:
+    """Requests that parse but must not run: unsigned, tampered, wrongly keyed, stale,
+    malformed envelopes, replays."""
+    import random
+
+    rng = random.Random(12)
+    admin = read_seed(fleet.seed_file("admin"))
+    prod = read_seed(fleet.seed_file("deployer-prod"))
+    host = read_seed(fleet.seed_file("web1"))  # a listener's key never deploys
+    out: list[bytes] = []
+    for i in range(count):
+        doc: dict[str, object] = {"action": "switch", "revision": f"forged-{i}", "id": f"f-{i}"}
+        kind = i % 8
+        if kind == 0:
+            out.append(json.dumps(doc).encode())
+            continue
+        seed = {1: prod, 2: host}.get(kind, admin)
+        when = None
+        if kind == 3:
+            when = 1_000_000_000.0 + rng.random() * 1e6 * rng.choice((1, 1000))
+        env = sign(doc, seed, now=when)
+        if kind == 4:
+            env["revision"] = "tampered"
+        elif kind == 5:
+            sig = dict(env["sig"])  # type: ignore[arg-type]
+            field = rng.choice(["key", "ts", "sig", "nonce", "extra"])
+            sig[field] = rng.choice([None, 0, "", "x" * rng.randint(1, 120), [], {}])
+            env["sig"] = sig
+        elif kind == 6:
+            env["sig"] = rng.choice([None, 1, "sig", [], {"key": None}])
+        elif kind == 7:
+            env["options"] = {"lines": 1}  # added after signing
+        out.append(json.dumps(env).encode())
+    return out
+
+
+async def test_a_thousand_forged_requests_run_nothing_and_a_signed_deploy_still_works(
+    admin: NatsTransport, nats_fleet: NatsFleet
+) -> None:
+    web2 = nats_fleet.inventory.hosts["web2"]
+    before = {d["hostname"]: d for d in await admin.discover(timeout=5)}["web2"]
+    forged = forged_requests(nats_fleet, 1000)
+    nc = await raw_client(nats_fleet)
+    inbox = nc.new_inbox()  # type: ignore[attr-defined]
+    replies: list[dict[str, object]] = []
+
+    async def on_reply(msg: object) -> None:
+        replies.append(json.loads(msg.data))  # type: ignore[attr-defined]
+
+    await nc.subscribe(inbox, cb=on_reply)  # type: ignore[attr-defined]
+    try:
+        for payload in forged:
+            await nc.publish("deploy.test.web2", payload, reply=inbox)  # type: ignore[attr-defined]
+        await nc.flush()  # type: ignore[attr-defined]
+        for _ in range(200):
+            if len(replies) >= len(forged):
+                break
+            await asyncio.sleep(0.05)
+        # a request that ran, sent again: refused, never run twice
+        once = signed(nats_fleet, {"action": "switch", "revision": "once", "id": "replay-me"})
+        ran = await collect(nc, "deploy.test.web2", once)
+        again = await collect(nc, "deploy.test.web2", once)
+    finally:
+        await nc.close()  # type: ignore[attr-defined]
+    assert len(replies) == len(forged)
+    assert {r["status"] for r in replies} == {"rejected"}
+    codes = {r["error"] for r in replies}
+    assert codes <= {"unsigned", "bad_signature", "key_not_allowed", "stale_request"}, codes
+    assert {"unsigned", "bad_signature", "key_not_allowed", "stale_request"} == codes
+    assert ran[-1]["status"] == "completed"
+    assert [r["status"] for r in again] == ["completed"]  # its stored final status
+    assert again[0]["generation"] == ran[-1]["generation"]  # it did not run again
+    after = {d["hostname"]: d for d in await admin.discover(timeout=5)}["web2"]
+    assert after["generation"] == before["generation"] + 1  # only "once" ran
+    out = await admin.deploy([web2], {"action": "switch", "revision": "after-forgery"}, timeout=20)
+    assert out["web2"].status == "completed", out["web2"]

@@ -309,11 +309,24 @@ async def test_build_on_the_controller_copies_the_closure(web1, tmp_path) -> Non
 async def test_a_request_cannot_set_context_options(web1, tmp_path) -> None:  # type: ignore[no-untyped-def]
     flake, rev1, _ = web1
     evil = {"build_on": "controller", "copy_to": str(tmp_path / "elsewhere")}
-    # A runner that copies request options into the context (as a listener might).
-    ctx = flake.context("web1", options=dict(evil))
+    ctx = flake.context("web1")  # the host's own settings, as every runner builds them
     res = await ex.execute(req("switch", rev1, **evil), ctx)
     assert res.ok, res.message
     assert not (tmp_path / "elsewhere").exists()
+
+
+async def test_a_request_cannot_strip_the_hosts_settings(web1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flake, rev1, rev2 = web1
+    ctx = flake.context("web1")  # units in the host's units_dir
+    assert (await ex.execute(req("switch", rev1), ctx)).ok
+    # a request naming a context option (units_dir) must neither set it nor
+    # take the host's away: the health gate still reads the host's units
+    res = await ex.execute(
+        req("switch", rev2, units_dir=str(tmp_path / "none"), health=[{"unit_active": "web"}]),
+        ctx,
+    )
+    assert res.ok, res.message
+    assert [h["ok"] for h in res.data["health"]] == [True]
 
 
 async def test_a_host_cut_off_during_activation_rolls_back_by_itself(web1) -> None:  # type: ignore[no-untyped-def]

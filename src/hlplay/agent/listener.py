@@ -383,6 +383,18 @@ class Listener:
         await nc.subscribe(self.subjects.facts, cb=self._on_facts)
         await nc.subscribe(self.subjects.confirm, cb=self._on_confirm)
         await nc.flush(timeout=5)
+        if self.config.accept_unsigned:
+            log.warning(
+                "%s: --accept-unsigned: requests without a signature are taken too "
+                "(anyone who may publish to this host's subjects can deploy it)",
+                self.config.hostname,
+            )
+        elif self.config.trusted_keys is not None:
+            log.info(
+                "%s: taking requests signed by %d trusted key(s)",
+                self.config.hostname,
+                len(self.config.trusted_keys),
+            )
         self._resume()
         log.info(
             "%s: ready (tier %s, executor %s); subscribed to %s",

