@@ -120,6 +120,8 @@ class ListenerConfig:
     #: default: its NATS seed
     signing_seed: str | None = None
     signature_window: float = signing.DEFAULT_WINDOW
+    #: sign every answer (off only for a benchmark's unsigned baseline)
+    sign_answers: bool = True
 
     def check(self) -> ListenerSubjects:
         """Validate names and templates; return the subjects to subscribe to."""
@@ -252,7 +254,7 @@ class Listener:
         self._auth_event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._exit_error: str | None = None
-        self._signer = _signer_of(config)
+        self._signer = _signer_of(config) if config.sign_answers else None
         self._guard = signing.ReplayGuard(window=config.signature_window)
 
     # -- the context executors act in ---------------------------------------------
@@ -1110,7 +1112,9 @@ def run_many_main(argv: Sequence[str] | None = None) -> None:
     """``python -c 'from hlplay.agent.listener import run_many_main; run_many_main()' SPEC``.
 
     SPEC is a JSON file: ``{"urls": [...], "tier": "t", "executor": "noop",
-    "progress_interval": 0.5, "hosts": [{"name": "h1", "seed": "SU…", "roles": [...]}]}``.
+    "progress_interval": 0.5, "trusted_keys": ["U…"], "accept_unsigned": false,
+    "sign": true, "hosts": [{"name": "h1", "seed": "SU…", "roles": [...]}]}``.
+    ``sign: false`` makes the listeners answer unsigned (a benchmark's baseline).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     with open(args[0]) as fh:
@@ -1123,6 +1127,11 @@ def run_many_main(argv: Sequence[str] | None = None) -> None:
         nats_urls=tuple(spec["urls"]),
         executor=spec.get("executor", "noop"),
         progress_interval=float(spec.get("progress_interval", 0.5)),
+        trusted_keys=(
+            frozenset(spec["trusted_keys"]) if spec.get("trusted_keys") is not None else None
+        ),
+        accept_unsigned=bool(spec.get("accept_unsigned", False)),
+        sign_answers=bool(spec.get("sign", True)),
     )
     configs = [
         replace(base, hostname=h["name"], nkey_seed=h.get("seed"), roles=tuple(h.get("roles", ())))
