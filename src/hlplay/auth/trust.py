@@ -14,6 +14,14 @@
 
 A trusted-keys file is text, one public key a line; blank lines and ``#``
 comments are ignored.
+
+**Rotation.** A key rotated by ``hlplay keys rotate`` stays trusted, next to
+its successor, until its grace period ends (:mod:`hlplay.auth.keys`): the
+keys taken from a keys directory are the current one and every retired one
+still in grace, and the trusted-keys file marks the retired ones with a
+comment saying until when. An expired key is left out of the next file
+generated; a listener that has not been given that file still trusts it, so
+the grace period is also the time to redeploy.
 """
 
 from __future__ import annotations
@@ -22,7 +30,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hlplay.auth.keys import KeyFileError, check_name, find_public_key
+from hlplay.auth.keys import (
+    KeyFileError,
+    check_name,
+    find_public_key,
+    find_public_keys,
+    retired_keys,
+)
 from hlplay.auth.natsconfig import ADMIN, DEPLOYER_PREFIX, tiers_of
 from hlplay.errors import HlplayError, Location
 from hlplay.inventory.model import Host, Inventory
@@ -103,12 +117,15 @@ def tier_deployers(
     *,
     keys_dir: str | os.PathLike[str] | None = None,
     keys: Mapping[str, str | Sequence[str]] | None = None,
+    now: float | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """Per tier of the inventory, the public keys that may deploy to it.
 
     ``keys`` maps key names (``admin``, ``deployer-<tier>``) to one public key
-    or several (a rotation's old and new) and wins over ``keys_dir``. A tier
-    with no key gets an empty tuple: its listeners accept no request.
+    or several (a rotation's old and new) and wins over ``keys_dir``, where a
+    name's keys are its current one and its retired ones whose grace period
+    has not ended at ``now``. A tier with no key gets an empty tuple: its
+    listeners accept no request.
     """
     given = dict(keys or {})
     out: dict[str, tuple[str, ...]] = {}
@@ -118,7 +135,7 @@ def tier_deployers(
             value = given.get(name)
             if value is None and keys_dir is not None:
                 try:
-                    value = find_public_key(name, keys_dir)
+                    value = find_public_keys(name, keys_dir, now=now)
                 except KeyFileError as exc:
                     raise TrustFileError(str(exc)) from None
             values = [value] if isinstance(value, str) else list(value or ())
@@ -130,7 +147,10 @@ def tier_deployers(
     return out
 
 
-def render_trust_file(tier: str, keys: Sequence[str]) -> str:
+def render_trust_file(
+    tier: str, keys: Sequence[str], notes: Mapping[str, str] | None = None
+) -> str:
+    """The file's text; ``notes`` (key -> text) become a comment after a key."""
     names = " and ".join(deployer_names(tier))
     head = [
         f"# Deployer keys listeners of tier {tier} accept signed requests from ({names}).",
@@ -138,16 +158,22 @@ def render_trust_file(tier: str, keys: Sequence[str]) -> str:
     ]
     if not keys:
         head.append("# No key: these listeners accept no request.")
-    return "\n".join([*head, *keys]) + "\n"
+    given = notes or {}
+    lines = [f"{key}  # {given[key]}" if given.get(key) else key for key in keys]
+    return "\n".join([*head, *lines]) + "\n"
 
 
 def write_trust_files(
-    directory: str | os.PathLike[str], trust: Mapping[str, Sequence[str]]
+    directory: str | os.PathLike[str],
+    trust: Mapping[str, Sequence[str]],
+    *,
+    notes: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write ``<directory>/<tier>.deployers`` for each tier; returns the paths written.
 
     Each file is replaced whole (written beside it, then renamed), so that a
-    listener reading it never sees half a file.
+    listener reading it never sees half a file. ``notes`` (e.g.
+    :func:`hlplay.auth.keys.retired_notes`) annotate keys with a comment.
     """
     base = Path(directory)
     try:
@@ -162,7 +188,7 @@ def write_trust_files(
         path = trust_file_path(base, tier)
         tmp = path.with_name(path.name + ".tmp")
         try:
-            tmp.write_text(render_trust_file(tier, keys))
+            tmp.write_text(render_trust_file(tier, keys, notes))
             os.replace(tmp, path)
         except OSError as exc:
             raise TrustFileError(
@@ -198,6 +224,30 @@ def host_public_key(
         return find_public_key(entry.name, keys_dir)
     except KeyFileError as exc:
         raise TrustFileError(f"host {entry.name}: {exc}") from None
+
+
+def host_public_keys(
+    inventory: Inventory,
+    host: str | Host,
+    *,
+    keys_dir: str | os.PathLike[str] | None = None,
+    now: float | None = None,
+) -> frozenset[str]:
+    """Every key ``host``'s answers may be signed with: :func:`host_public_key`, and
+    the retired keys of ``<keys_dir>/<host>.retired`` whose grace has not ended.
+
+    Empty when no key is known. A listener keeps signing with its old seed
+    until it is given the new one, so its answers must still verify meanwhile.
+    """
+    current = host_public_key(inventory, host, keys_dir=keys_dir)
+    found = set() if current is None else {current}
+    if keys_dir is not None:
+        name = host.name if isinstance(host, Host) else host
+        try:
+            found.update(r.key for r in retired_keys(name, keys_dir, now=now))
+        except KeyFileError as exc:
+            raise TrustFileError(f"host {name}: {exc}") from None
+    return frozenset(found)
 
 
 def listener_keys(
