@@ -11,17 +11,24 @@ Activation waits for confirmation as a canary: the executor arms the host's
 watchdog and returns (``awaiting_confirm``), and :meth:`confirm` keeps the new
 system, :meth:`reject` rolls it back now; with neither the host rolls back by
 itself when the time is up.
+
+One run at a time per host, as on a listener: every deploy takes the host's
+own lock (:mod:`hlplay.deploy.hostlock`) first and keeps it until the run
+ends, or, for a run awaiting confirmation, until confirm, reject or the end
+of the confirmation window; a second controller meanwhile is ``rejected``
+with ``already_running``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from hlplay.deploy import harness
+from hlplay.deploy import harness, hostlock
 from hlplay.deploy.contract import (
     DEFAULT_EXECUTOR,
     ExecContext,
@@ -31,8 +38,8 @@ from hlplay.deploy.contract import (
 )
 from hlplay.inventory.hostsettings import HostSettings, host_settings
 from hlplay.inventory.model import Host, Inventory
-from hlplay.proc import CommandResult
-from hlplay.protocol.messages import DeployRequest
+from hlplay.proc import CommandResult, CommandRunner
+from hlplay.protocol.messages import DeployRequest, ErrorCode
 from hlplay.transports.base import (
     AWAITING_CONFIRM,
     AwaitingCallback,
@@ -46,6 +53,9 @@ from hlplay.transports.base import (
 #: rolls back, which activates the old system).
 CONFIRM_TIMEOUT = 30.0
 REJECT_TIMEOUT = 120.0
+#: Executors that touch nothing on the host (their state is the controller's)
+#: and so need no lock there: many test hosts share one machine's paths.
+LOCKLESS_EXECUTORS = frozenset({"noop"})
 
 
 class DirectTransport(Transport):
@@ -159,13 +169,78 @@ class DirectTransport(Transport):
             try:
                 # Connecting first tells an unreachable host from a failed deploy.
                 await self.reach(host)
+                lock = await self.lock(host, executor, request, ctx, timeout)
+            except Unreachable as exc:
+                return DeployOutcome(host.name, "unreachable", None, str(exc), progress=lines)
+            except hostlock.LockBusy as exc:
+                return DeployOutcome(
+                    host.name, "rejected", ErrorCode.ALREADY_RUNNING.value, exc.message,
+                    progress=lines,
+                )  # fmt: skip
+            except hostlock.LockError as exc:
+                return DeployOutcome(
+                    host.name, "failed", ErrorCode.EXEC_FAILED.value,
+                    f"cannot take the host's lock: {exc}", progress=lines,
+                )  # fmt: skip
+            result: ExecResult | None = None
+            try:
                 result = await harness.execute(executor, request, ctx, timeout=timeout)
             except Unreachable as exc:
                 return DeployOutcome(host.name, "unreachable", None, str(exc), progress=lines)
+            finally:
+                if lock is not None:
+                    await self._after_run(lock, result)
             return self.outcome(host, result, lines)
 
         results = await asyncio.gather(*(one(h) for h in hosts))
         return {o.host: o for o in results}
+
+    async def lock(
+        self,
+        host: Host,
+        executor: Executor,
+        request: DeployRequest,
+        ctx: ExecContext,
+        timeout: float | None,
+    ) -> hostlock.HostLock | None:
+        """Take ``host``'s own lock for ``request`` (None: the executor needs none).
+
+        Every action locks, read-only ones too, as a listener takes one request
+        at a time: a build or diff beside a switch reads a profile in flux.
+        """
+        if executor.name in LOCKLESS_EXECUTORS:
+            return None
+        return await hostlock.acquire(
+            self._lock_runner(host),
+            hostname=host.name,
+            profile=ctx.profile,
+            state_dir=ctx.state_dir,
+            request=request,
+            time_limit=timeout,
+            note=ctx.progress,
+        )
+
+    def _lock_runner(self, host: Host) -> CommandRunner:
+        # Not the context's runner: that one stops at the run's deadline, and a
+        # run that timed out or was cancelled must still release its lock.
+        async def runner(argv: Sequence[str], timeout: float | None) -> CommandResult:
+            return await self.run(host, argv, timeout=timeout)
+
+        return runner
+
+    async def _after_run(self, lock: hostlock.HostLock, result: ExecResult | None) -> None:
+        if result is not None and result.ok and result.data.get("awaiting_confirm"):
+            # Held while the host waits for its confirmation, as a listener
+            # holds its run; confirm or reject releases it, else the window's end.
+            window = result.data.get("confirm_timeout")
+            seconds = float(window) if isinstance(window, int | float) else 0.0
+            rid = result.data.get("request_id")
+            with contextlib.suppress(Exception):
+                if await lock.hold_for_confirmation(
+                    seconds, rid if isinstance(rid, str) else None
+                ):
+                    return
+        await lock.release()
 
     async def confirm(
         self, hosts: Sequence[Host], request_id: str, *, timeout: float | None = None
@@ -185,7 +260,15 @@ class DirectTransport(Transport):
                 executor = self.executor_of(host)
                 ctx = self.context(host)
                 await self.reach(host)
-                result = await harness.settle(executor, what, request_id, ctx, timeout=timeout)
+                try:
+                    result = await harness.settle(
+                        executor, what, request_id, ctx, timeout=timeout
+                    )
+                finally:
+                    if executor.name not in LOCKLESS_EXECUTORS:
+                        await hostlock.release_request(
+                            self._lock_runner(host), ctx.profile, ctx.state_dir, request_id
+                        )
             except Unreachable as exc:
                 return DeployOutcome(host.name, "unreachable", None, str(exc))
             except ValueError as exc:
