@@ -25,6 +25,7 @@ let
     stateDir = "--state-dir";
     diskPaths = "--disk-path";
     progressInterval = "--progress-interval";
+    keepGenerations = "--keep-generations";
     logLevel = "--log-level";
     trustedKeysFile = "--trusted-keys";
     signingSeedFile = "--signing-seed";

@@ -196,6 +196,17 @@ in
       description = "Least seconds between two progress replies (null: the listener's default).";
     };
 
+    keepGenerations = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 10;
+      description = ''
+        Generations of the system profile kept after a switch, at least 2; the
+        booted and the running one are kept as well (null: the listener's
+        default, 10).
+      '';
+    };
+
     logLevel = mkOption {
       type = types.nullOr (types.enum [ "debug" "info" "warning" "error" ]);
       default = null;

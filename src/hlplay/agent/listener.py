@@ -122,6 +122,8 @@ class ListenerConfig:
     signature_window: float = signing.DEFAULT_WINDOW
     #: sign every answer (off only for a benchmark's unsigned baseline)
     sign_answers: bool = True
+    #: generations the system profile keeps after a switch (``--keep-generations``)
+    keep_generations: int = 10
 
     def check(self) -> ListenerSubjects:
         """Validate names and templates; return the subjects to subscribe to."""
@@ -276,7 +278,10 @@ class Listener:
             state_dir=cfg.state_dir,
             # Context options are the host's own settings, never the request's:
             # executors read what a request asks from ``request.options``.
-            options={"units_dir": cfg.units_dir} if cfg.units_dir else {},
+            options={
+                **({"units_dir": cfg.units_dir} if cfg.units_dir else {}),
+                "keep_generations": cfg.keep_generations,
+            },
         )
         if progress is not None:
             ctx.progress = progress

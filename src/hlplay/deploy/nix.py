@@ -190,8 +190,12 @@ class NixExecutor(Executor):
             return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=exc.message)
         outcome = await system.confirm_canary(ctx.runner, canary)
         if outcome.confirmed:
+            # Kept only now: pruning before would have taken what a rollback needs.
+            pruned = await _prune(ctx, {})
             data = await self._safe_current(ctx)
-            return ExecResult(ok=True, message="confirmed", data={"confirmed": True, **data})
+            return ExecResult(
+                ok=True, message="confirmed", data={"confirmed": True, **data, **pruned}
+            )
         data = {"confirmed": False, "rolled_back": outcome.rolled_back}
         if outcome.rolled_back:
             data["rollback"] = {"ok": bool(outcome.rollback_ok), "message": outcome.message}
@@ -696,6 +700,7 @@ class _Run:
                 f"{_failed(self.action, res)}; {back.message}",
             )
         if self.action == "boot":
+            await _prune(ctx, self.data)
             return ExecResult(
                 True, None, f"generation {self.data.get('generation')} set for next boot", self.data
             )
@@ -716,6 +721,8 @@ class _Run:
 
         if self.canary is not None:
             return await self.await_confirmation(timeout)
+        if self.action == "switch":
+            await _prune(ctx, self.data)
         return ExecResult(True, None, self.success_message(), self.data)
 
     def success_message(self) -> str:
@@ -824,3 +831,31 @@ def _empty_closure() -> Any:
     from hlplay.nix.closure import Closure
 
     return Closure(root="", sizes={}, root_references=frozenset())
+
+
+async def _prune(ctx: ExecContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Delete generations beyond the host's ``keep_generations`` into ``data``.
+
+    Housekeeping, never a gate: a deploy whose pruning failed still succeeded
+    (``prune_error`` says why). The booted and the running system are kept
+    whatever their age.
+    """
+    try:
+        keep = ctx.options.get("keep_generations", system.DEFAULT_KEEP_GENERATIONS)
+        protect = []
+        for option, default in (
+            ("booted_system", system.BOOTED_SYSTEM),
+            ("current_system", system.CURRENT_SYSTEM),
+        ):
+            where = ctx.options.get(option, default)
+            if not isinstance(where, str) or not where:
+                raise NixOpError(f"{option} must be a path")
+            found = await system.resolve_existing(ctx.runner, where)
+            if found is not None:
+                protect.append(found)
+        data["pruned"] = await system.prune_generations(
+            ctx.runner, ctx.profile, keep, protect=protect
+        )
+    except Exception as exc:
+        data["prune_error"] = exc.message if isinstance(exc, NixOpError) else f"{exc}"
+    return data

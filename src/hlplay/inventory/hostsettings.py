@@ -57,6 +57,9 @@ class HostSettings:
     #: the host is the controller itself (``transport: local``): it reads
     #: whatever the controller reads, checkouts included
     is_controller: bool = False
+    #: generations the profile keeps (``hlplay_keep_generations``); None: the
+    #: pipeline's default
+    keep_generations: int | None = None
 
     def context_options(self) -> dict[str, Any]:
         """The pipeline's context options: the host's own, never a request's."""
@@ -76,6 +79,8 @@ class HostSettings:
             if b.substitute_on_destination:
                 options["substitute_on_destination"] = True
         options.setdefault("host_is_controller", self.is_controller)
+        if self.keep_generations is not None:
+            options["keep_generations"] = self.keep_generations
         return options
 
 
@@ -109,7 +114,27 @@ def host_settings(
         executor_options=options,
         build=build_place(inventory, host, v),
         is_controller=is_controller(host),
+        keep_generations=keep_generations(inventory, host, v),
     )
+
+
+class KeepGenerationsError(InventoryError, ValueError):
+    """A host's ``hlplay_keep_generations`` is not a number of at least 2."""
+
+
+def keep_generations(inventory: Inventory, host: Host, hvars: Mapping[str, Any]) -> int | None:
+    """``hlplay_keep_generations``, checked: at least 2, so a rollback always has its target."""
+    raw = hvars.get("hlplay_keep_generations")
+    if raw is None:
+        return None
+    value = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else raw
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise KeepGenerationsError(
+            f"'hlplay_keep_generations' of host '{host.name}' must be a whole number of at "
+            f"least 2 (the current generation and the one a rollback returns to), got {raw!r}",
+            _where(inventory, host, "hlplay_keep_generations"),
+        )
+    return value
 
 
 def is_controller(host: Host) -> bool:

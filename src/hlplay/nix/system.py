@@ -860,3 +860,43 @@ async def claim_canary(runner: CommandRunner, canary: str) -> ClaimOutcome:
     if res.rc == 4:
         return ClaimOutcome(False, message="no confirmation is pending (unknown request id)")
     return ClaimOutcome(False, message=_fail("claiming the canary", res).message)
+
+
+# -- pruning -------------------------------------------------------------------
+
+#: How many generations a profile keeps unless the host says otherwise.
+DEFAULT_KEEP_GENERATIONS = 10
+#: The system the host booted (NixOS links it at boot; gone on other hosts).
+BOOTED_SYSTEM = "/run/booted-system"
+
+
+async def prune_generations(
+    runner: CommandRunner,
+    profile: str,
+    keep: int,
+    *,
+    protect: Sequence[str] = (),
+    timeout: float | None = QUICK_TIMEOUT,
+) -> list[int]:
+    """Delete the generations of ``profile`` older than its newest ``keep``; the numbers deleted.
+
+    Never the current generation, nor any whose store path is in ``protect``
+    (the booted and the running system): a link deleted is a system the next
+    garbage collection may take. ``keep`` is at least 2, so that the
+    generation a rollback returns to is always among the kept.
+    """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
+        raise NixOpError(f"keep_generations must be a whole number of at least 2, got {keep!r}")
+    gens = sorted(await list_generations(runner, profile, timeout=timeout), key=lambda g: g.number)
+    kept = {g.number for g in gens[-keep:]}
+    doomed = [
+        g.number for g in gens if g.number not in kept and not g.current and g.path not in protect
+    ]
+    if not doomed:
+        return []
+    res = await runner(
+        ["nix-env", "-p", profile, "--delete-generations", *map(str, doomed)], timeout
+    )
+    if res.rc != 0:
+        raise _fail(f"deleting generations {', '.join(map(str, doomed))} of {profile}", res)
+    return doomed
