@@ -189,7 +189,7 @@ class DirectTransport(Transport):
                 return DeployOutcome(host.name, "unreachable", None, str(exc), progress=lines)
             finally:
                 if lock is not None:
-                    await self._after_run(lock, result)
+                    await self._after_run(lock, request, ctx, result)
             return self.outcome(host, result, lines)
 
         results = await asyncio.gather(*(one(h) for h in hosts))
@@ -228,17 +228,17 @@ class DirectTransport(Transport):
 
         return runner
 
-    async def _after_run(self, lock: hostlock.HostLock, result: ExecResult | None) -> None:
-        if result is not None and result.ok and result.data.get("awaiting_confirm"):
-            # Held while the host waits for its confirmation, as a listener
-            # holds its run; confirm or reject releases it, else the window's end.
-            window = result.data.get("confirm_timeout")
-            seconds = float(window) if isinstance(window, int | float) else 0.0
-            rid = result.data.get("request_id")
+    async def _after_run(
+        self,
+        lock: hostlock.HostLock,
+        request: DeployRequest,
+        ctx: ExecContext,
+        result: ExecResult | None,
+    ) -> None:
+        hold = await _hold_after(lock, request, ctx, result)
+        if hold is not None:
             with contextlib.suppress(Exception):
-                if await lock.hold_for_confirmation(
-                    seconds, rid if isinstance(rid, str) else None
-                ):
+                if await lock.hold_for_confirmation(*hold):
                     return
         await lock.release()
 
@@ -261,9 +261,7 @@ class DirectTransport(Transport):
                 ctx = self.context(host)
                 await self.reach(host)
                 try:
-                    result = await harness.settle(
-                        executor, what, request_id, ctx, timeout=timeout
-                    )
+                    result = await harness.settle(executor, what, request_id, ctx, timeout=timeout)
                 finally:
                     if executor.name not in LOCKLESS_EXECUTORS:
                         await hostlock.release_request(
@@ -302,3 +300,44 @@ class DirectTransport(Transport):
             data={**result.data, "transport": self.name},
             progress=list(lines or []),
         )
+
+
+async def _hold_after(
+    lock: hostlock.HostLock, request: DeployRequest, ctx: ExecContext, result: ExecResult | None
+) -> tuple[float, str | None] | None:
+    """How long the lock outlives the run, and for which request: None, not at all."""
+    if result is None:
+        return None
+    if result.ok and result.data.get("awaiting_confirm"):
+        # Held while the host waits for its confirmation, as a listener holds
+        # its run; confirm or reject releases it, else the window's end.
+        window = result.data.get("confirm_timeout")
+        rid = result.data.get("request_id")
+        return (
+            float(window) if isinstance(window, int | float) else 0.0,
+            rid if isinstance(rid, str) else request.id,
+        )
+    window = request.options.get("confirm_timeout")
+    if (
+        result.error is not ErrorCode.TIMEOUT
+        or request.action not in ("switch", "test")
+        or isinstance(window, bool)
+        or not isinstance(window, int | float)
+        or not window > 0
+    ):
+        return None
+    # The run gave up, perhaps mid-activation: a watchdog armed before it acts
+    # by its first deadline, and until then the host is not free.
+    from hlplay.deploy.nix import HEALTH_ALLOWANCE
+    from hlplay.nix import system
+
+    if request.id is not None:
+        with contextlib.suppress(Exception):
+            canary = system.canary_path(ctx.profile, ctx.state_dir, request.id)
+            if (await lock.runner(["test", "-e", canary], hostlock.LOCK_TIMEOUT)).rc != 0:
+                return None
+    activate = request.options.get("activate_timeout")
+    if isinstance(activate, bool) or not isinstance(activate, int | float):
+        activate = system.DEFAULT_ACTIVATE_TIMEOUT
+    health = HEALTH_ALLOWANCE if request.options.get("health") else 0.0
+    return float(activate) + health + float(window), request.id
