@@ -13,6 +13,8 @@ command -v nix-build >/dev/null 2>&1 || need_pkgs+=(nix-bin)
 [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 command -v ssh-keygen >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+# become over SSH is tested with a real sudo
+command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
 command -v "$PY" >/dev/null 2>&1 || need_pkgs+=(python3)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ import pytest
 from fixtures.sshd import Sshd, SshLab
 from hlplay.transports.base import Unreachable
 from hlplay.transports.ssh import SshTransport
+from realparts import require
 
 pytestmark = pytest.mark.sshd
 
@@ -301,22 +302,70 @@ async def test_become_prefixes_sudo_only_for_another_user(
     )
 
 
+BECOME_USER = "hlplay-become"
+
+
+def become_user() -> str:
+    """A non-root login with passwordless sudo: $HLPLAY_TEST_BECOME_USER, or one made here.
+
+    As root (CI, the lab machine) the test makes its own user and a sudoers
+    drop-in for it; elsewhere it needs one given.
+    """
+    given = os.environ.get("HLPLAY_TEST_BECOME_USER")
+    if given:
+        return given
+    require(shutil.which("sudo"), "sudo")
+    if os.geteuid() != 0:
+        require(None, "a non-root login with passwordless sudo (HLPLAY_TEST_BECOME_USER)")
+    import pwd
+
+    try:
+        pwd.getpwnam(BECOME_USER)
+    except KeyError:
+        # password "*": no password login, yet not a locked account (which sshd refuses)
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/bin/sh", "--password", "*", BECOME_USER],
+            check=True,
+        )
+    drop_in = Path("/etc/sudoers.d") / BECOME_USER
+    if not drop_in.exists():
+        drop_in.parent.mkdir(parents=True, exist_ok=True)
+        drop_in.write_text(f"{BECOME_USER} ALL=(ALL) NOPASSWD: ALL\n")
+        drop_in.chmod(0o440)
+    return BECOME_USER
+
+
 async def test_become_runs_the_command_as_root_via_sudo(
     ssh_lab_session: SshLab, sshd: Sshd
 ) -> None:
-    user = os.environ.get("HLPLAY_TEST_BECOME_USER")
-    if not user or not shutil.which("sudo"):
-        pytest.skip(
-            "needs sudo and a non-root login with passwordless sudo "
-            "(set HLPLAY_TEST_BECOME_USER); not a CI-required part"
+    user = become_user()
+    # sshd reads a user's keys as that user: give it a file it may read
+    keys = Path("/etc/hlplay-test-keys") if os.geteuid() == 0 else None
+    server = sshd
+    if keys is not None:
+        keys.mkdir(mode=0o755, exist_ok=True)
+        (keys / user).write_text(ssh_lab_session.client_pub + "\n")
+        (keys / user).chmod(0o644)
+        server = ssh_lab_session.start(
+            "ssh-become", netns=False, extra_config=f"AuthorizedKeysFile {keys}/%u"
         )
-    host = ssh_lab_session.host(sshd, user=user)
+    host = ssh_lab_session.host(server, user=user)
     t = SshTransport(ssh_lab_session.inventory([host]))
     try:
         plain = await t.run(host, ["id", "-un"])
         assert plain.stdout.strip() == user
         root = await t.run(host, ["id", "-un"], become=True)
         assert root.stdout.strip() == "root"
+    finally:
+        await t.close()
+    # a host whose inventory says become: every command, the deploy pipeline's
+    # included, runs through sudo
+    always = ssh_lab_session.host(server, user=user, become=True)
+    t = SshTransport(ssh_lab_session.inventory([always]))
+    try:
+        facts = await t.facts(always, timeout=30)
+        assert facts["hostname"] == always.name and facts["uptime"] is not None
+        assert (await t.run(always, ["id", "-un"])).stdout.strip() == "root"
     finally:
         await t.close()
 
