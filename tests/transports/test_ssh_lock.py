@@ -181,6 +181,14 @@ async def test_a_stale_lock_is_taken_over_and_a_fresh_one_is_not(
         out = (await t.deploy([lab.host], switch(rev, "r3"), timeout=120))[lab.name]
         assert out.status == "completed", out
         assert any("confirmation window is over" in line for line in out.progress), out.progress
+        # a lock without its holder file: its taker is writing it, or died before
+        lab.lock.mkdir()
+        out = (await t.deploy([lab.host], switch(rev, "r4"), timeout=120))[lab.name]
+        assert out.error == "already_running" and "a run is starting" in out.message, out
+        os.utime(lab.lock, (now - 100, now - 100))
+        out = (await t.deploy([lab.host], switch(rev, "r5"), timeout=120))[lab.name]
+        assert out.status == "completed", out
+        assert any("had no holder" in line for line in out.progress), out.progress
     finally:
         await t.close()
 

@@ -147,6 +147,8 @@ class Holder:
         return self.now > self.free_at
 
     def describe(self, hostname: str) -> str:
+        if not self.token:
+            return f"a run is starting on {hostname}: its lock was made {self.age} s ago"
         i = self.info
         action = str(i.get("action") or "run")
         rev = i.get("revision")
