@@ -4,13 +4,25 @@ Inventory and playbook loaders need ``file:line:column`` for every error, so
 mappings load as :class:`YMap` (a dict that remembers its own location and the
 location of each key) and sequences as :class:`YList` (a list that remembers
 each item's location). Duplicate keys are an error, not a silent overwrite.
+
+Every YAML file hlplay reads is user input, so loading is bounded: only
+regular files are opened (a FIFO or ``/dev/zero`` would block or never end),
+a file may hold at most :data:`MAX_YAML_BYTES` (``HLPLAY_MAX_YAML_BYTES``),
+and aliases may stand for at most :data:`MAX_ALIAS_NODES` nodes in all
+(``HLPLAY_MAX_YAML_ALIAS_NODES``): a "billion laughs" document is a few lines
+that every later walk over the data would expand to 10**9 nodes.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import GeneratorType
+from types import FrameType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -80,6 +92,45 @@ _IMPLICIT: dict[str | None, list[tuple[str, Any]]] = yaml.resolver.Resolver.yaml
 _IMMUTABLE = (str, int, float, bool, type(None))
 _MISSING = object()
 
+MAX_YAML_BYTES = 16 * 1024 * 1024
+MAX_ALIAS_NODES = 1_000_000
+# Deep enough for any real inventory or vars file, shallow enough that every
+# recursive walk over the data (templating, merging, JSON) stays far from
+# Python's recursion limit. The playbook loader asks for more and bounds
+# block nesting itself, so that error can name the block.
+MAX_YAML_DEPTH = 200
+LIBYAML_MAX_DEPTH = 1000
+SIZE_ENVVAR = "HLPLAY_MAX_YAML_BYTES"
+ALIAS_ENVVAR = "HLPLAY_MAX_YAML_ALIAS_NODES"
+# libyaml refuses documents nested deeper than 1000 levels; building one takes
+# two Python frames a level, more than the default recursion limit leaves.
+_BUILD_FRAMES = 2 * LIBYAML_MAX_DEPTH + 500
+
+
+def _limit(envvar: str, default: int) -> int:
+    raw = os.environ.get(envvar, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HlplayError(f"{envvar} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise HlplayError(f"{envvar} must be positive, got {raw!r}")
+    return value
+
+
+def max_yaml_bytes() -> int:
+    return _limit(SIZE_ENVVAR, MAX_YAML_BYTES)
+
+
+def max_alias_nodes() -> int:
+    return _limit(ALIAS_ENVVAR, MAX_ALIAS_NODES)
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
 
 class _Composer(_BaseLoader):
     """Parses into nodes only; scalar types are resolved while building (see _Builder).
@@ -110,11 +161,17 @@ _Composer.add_constructor(PLAIN_TAG, _Composer.construct_plain)
 class _Builder:
     """Turns composed nodes into YMap / YList / scalars, keeping every location."""
 
-    def __init__(self, loader: _Composer, filename: str) -> None:
+    def __init__(self, loader: _Composer, filename: str, max_depth: int) -> None:
         self.loader = loader
+        self.max_depth = max_depth
+        self.depth = 0
         self.filename = filename
         self.memo: dict[int, Any] = {}  # anchors and aliases share nodes: and objects
         self.scalars: dict[str, Any] = {}
+        # measured only when an alias is met, so documents without any pay nothing
+        self.alias_budget = max_alias_nodes()
+        self.expanded: dict[int, tuple[int, int]] = {}
+        self.measuring: set[int] = set()
 
     def loc(self, node: Node) -> Location:
         mark = node.start_mark
@@ -125,12 +182,54 @@ class _Builder:
             return self.scalar(node)
         got = self.memo.get(id(node))
         if got is not None:
+            self.alias(node)
             return got
         if node.tag == MAP_TAG and isinstance(node, MappingNode):
             return self.mapping(node)
         if node.tag == SEQ_TAG and isinstance(node, SequenceNode):
             return self.sequence(node)
         return self.tagged(node)
+
+    def alias(self, node: Node) -> None:
+        """Count what an alias stands for; refuse cycles, and expansion past the
+        budget or the depth (an alias nests its node where it is used)."""
+        size, depth = self.expanded_size(node)
+        self.alias_budget -= size
+        if self.alias_budget < 0:
+            raise HlplayError(
+                f"aliases expand to more than {max_alias_nodes()} nodes"
+                f" (a 'billion laughs' document?); the limit is {ALIAS_ENVVAR}",
+                self.loc(node),
+            )
+        if self.depth + depth > self.max_depth:
+            raise HlplayError(
+                f"nested deeper than {self.max_depth} levels (through aliases)", self.loc(node)
+            )
+
+    def expanded_size(self, node: Node) -> tuple[int, int]:
+        """How many nodes ``node`` is, and how deep, with every alias in it written out."""
+        key = id(node)
+        got = self.expanded.get(key)
+        if got is not None:
+            return got
+        if key in self.measuring:
+            raise HlplayError("an alias refers to a node that contains it", self.loc(node))
+        self.measuring.add(key)
+        total, depth = 1, 0
+        children: list[Node] = []
+        if isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, SequenceNode):
+            children = node.value
+        for child in children:
+            size, sub = self.expanded_size(child)
+            total += size
+            depth = max(depth, sub)
+        if not isinstance(node, ScalarNode):
+            depth += 1
+        self.measuring.discard(key)
+        self.expanded[key] = (total, depth)
+        return total, depth
 
     def scalar(self, node: ScalarNode) -> Any:
         value = node.value
@@ -180,7 +279,13 @@ class _Builder:
             return str(key)
         raise HlplayError("mapping keys must be plain scalars", self.loc(node))
 
+    def deeper(self, node: Node) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise HlplayError(f"nested deeper than {self.max_depth} levels", self.loc(node))
+
     def mapping(self, node: MappingNode) -> YMap:
+        self.deeper(node)
         data: YMap = dict.__new__(YMap)
         data.loc = self.loc(node)
         data.key_locs = {}
@@ -226,6 +331,7 @@ class _Builder:
                 if key not in data:
                     data[key] = value
                     key_locs[key] = source.loc_of(key)
+        self.depth -= 1
         return data
 
     def merge_sources(self, node: Node) -> list[YMap]:
@@ -245,6 +351,7 @@ class _Builder:
         raise HlplayError("a merge key (<<) needs a mapping or a list of mappings", self.loc(node))
 
     def sequence(self, node: SequenceNode) -> YList:
+        self.deeper(node)
         data: YList = list.__new__(YList)
         data.loc = self.loc(node)
         data.item_locs = []
@@ -252,21 +359,58 @@ class _Builder:
         for child in node.value:
             data.append(self.build(child))
             data.item_locs.append(self.loc(child))
+        self.depth -= 1
         return data
 
 
-def load_yaml_text(text: str, filename: str) -> Any:
-    """Parse YAML text; syntax errors become one-line :class:`HlplayError`."""
+@contextmanager
+def _recursion_room(frames: int) -> Iterator[None]:
+    """Room for ``frames`` more Python frames than are in use now.
+
+    Building recurses once per nesting level, in Python frames only (no C
+    stack is used for them), so the room is safe to give.
+    """
+    old = sys.getrecursionlimit()
+    depth = 0
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    wanted = depth + frames
+    if wanted > old:
+        sys.setrecursionlimit(wanted)
+    try:
+        yield
+    finally:
+        if wanted > old and sys.getrecursionlimit() == wanted:
+            sys.setrecursionlimit(old)
+
+
+def load_yaml_text(text: str, filename: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """Parse YAML text; syntax errors become one-line :class:`HlplayError`.
+
+    Collections may nest ``max_depth`` levels (libyaml stops at 1000).
+    """
+    limit = max_yaml_bytes()
+    if len(text) > limit:
+        raise HlplayError(
+            f"too large ({_size(len(text))}; the limit is {_size(limit)}, {SIZE_ENVVAR})",
+            Location(filename),
+        )
     loader = _Composer(text)
     # building allocates many small containers: the cyclic GC would rescan them
     # over and over for nothing (YAML trees only cycle through aliases)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        return _Builder(loader, filename).build(node)
+        with _recursion_room(_BUILD_FRAMES):
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            return _Builder(loader, filename, max_depth).build(node)
+    except RecursionError:
+        # the pure-Python parser (PyYAML without libyaml) has no depth limit of its own
+        raise HlplayError("invalid YAML: nested too deeply", Location(filename)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename)
@@ -280,15 +424,63 @@ def load_yaml_text(text: str, filename: str) -> Any:
             gc.enable()
 
 
-def load_yaml_file(path: Path | str) -> Any:
-    """Read and parse a YAML file, with errors located in it."""
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, expected a YAML file"
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file: not read"
+
+
+def read_user_file(path: Path | str) -> str:
+    """The text of a user's file: a regular file (checked before it is opened,
+    and again once open) of at most :func:`max_yaml_bytes`, in UTF-8."""
     p = Path(path)
+    where = Location(str(p))
     try:
-        text = p.read_text(encoding="utf-8")
+        before = os.stat(p)
     except FileNotFoundError:
-        raise HlplayError("no such file", Location(str(p))) from None
-    except IsADirectoryError:
-        raise HlplayError("is a directory, expected a YAML file", Location(str(p))) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HlplayError(f"cannot read: {exc}", Location(str(p))) from None
-    return load_yaml_text(text, str(p))
+        raise HlplayError("no such file", where) from None
+    except OSError as exc:
+        raise HlplayError(f"cannot read: {exc.strerror or exc}", where) from None
+    problem = _not_regular(before.st_mode)
+    if problem:
+        raise HlplayError(problem, where)
+    limit = max_yaml_bytes()
+    too_large = f"too large (%s; the limit is {_size(limit)}, {SIZE_ENVVAR})"
+    if before.st_size > limit:
+        raise HlplayError(too_large % _size(before.st_size), where)
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the check must not block the open
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            problem = _not_regular(os.fstat(fh.fileno()).st_mode)
+            if problem:
+                raise HlplayError(problem, where)
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise HlplayError(f"cannot read: {exc.strerror or exc}", where) from None
+    if len(data) > limit:
+        raise HlplayError(too_large % f"more than {_size(limit)}", where)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HlplayError(f"cannot read: {exc}", where) from None
+    if "\r" in text:  # as a text-mode read would: universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def load_yaml_file(path: Path | str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """Read and parse a YAML file, with errors located in it."""
+    return load_yaml_text(read_user_file(path), str(Path(path)), max_depth=max_depth)
