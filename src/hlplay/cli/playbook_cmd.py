@@ -1,7 +1,7 @@
 """``hlplay PLAYBOOK …``: run playbooks, with ansible-playbook's flags and exit codes.
 
 Exit codes: 0 ok, 1 error, 2 a host failed, 4 a host was unreachable
-(checked before failed), 5 bad options, 99 interrupted (Ctrl-C).
+(checked before failed), 5 bad options, 99 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -116,9 +118,46 @@ def _listing(
         click.echo("\n".join(lines))
 
 
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _install(handler: _Handler, *sigs: int) -> dict[int, _Handler]:
+    """``handler`` for ``sigs``; the handlers it replaced."""
+    previous: dict[int, _Handler] = {}
+    for sig in sigs:
+        try:
+            previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread: the caller handles signals
+            previous.pop(sig, None)
+    return previous
+
+
+def _restore(previous: dict[int, _Handler]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # before the run starts (loading, planning), SIGTERM stops as Ctrl-C does
+    raise KeyboardInterrupt
+
+
 async def _run_with_signals(**kwargs: Any) -> RunResult:
-    """Run; the first Ctrl-C stops dispatching, a second one cancels running tasks."""
+    """Run; the first Ctrl-C or SIGTERM stops dispatching and the render in
+    progress, a second one cancels running tasks.
+
+    The handlers are Python's own (``signal.signal``), not the event loop's:
+    a CPU-bound template or a loop that never awaits keeps the event loop
+    from running the loop's handlers, while Python runs its own between two
+    bytecodes of whatever the main thread does. A handler hands the signal
+    to the loop with ``call_soon_threadsafe`` (it may have interrupted the
+    loop's own code, which must not be re-entered) and then stops the render
+    it interrupted, if any (``interrupt_render``): that task fails with
+    "interrupted", and the run ends with its recap and exit code 99.
+    """
     from hlplay.engine.api import run_playbook
+    from hlplay.templating.templar import interrupt_render
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,18 +177,15 @@ async def _run_with_signals(**kwargs: Any) -> RunResult:
         elif main is not None:
             main.cancel()
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(on_signal)
+        interrupt_render(frame)
+
+    previous = _install(handler, signal.SIGINT, signal.SIGTERM)
     try:
         return await run_playbook(stop=stop, **kwargs)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        _restore(previous)
 
 
 @click.command(
@@ -206,6 +242,8 @@ def playbook(
     from hlplay.engine.api import plan
     from hlplay.inventory.variables import parse_extra_vars
 
+    previous = _install(_terminate, signal.SIGTERM)
+    ctx.call_on_close(lambda: _restore(previous))
     extra = parse_extra_vars(extra_vars)
     book = _load(playbooks, extra)
     if syntax_check:

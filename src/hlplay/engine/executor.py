@@ -281,12 +281,15 @@ class TaskExecutor:
             self.bus.emit(
                 RetryAttempt(hs.name, info, attempt, max_attempts - attempt, result_dict(res, task))
             )
+            if not self.runner.stopping:
+                if delay:
+                    await self.runner.sleep(delay)
+                else:
+                    await self.runner.checkpoint()
             if self.runner.stopping:
                 res.failed = True
                 res.msg = "interrupted while retrying"
                 return res
-            if delay:
-                await self.runner.sleep(delay)
 
     def _apply_conditions(self, task: Task, res: ModuleResult, variables: Vars) -> None:
         if task.changed_when is not None:
@@ -401,6 +404,7 @@ class TaskExecutor:
         ignore = False
         diff_mode = self.diff_mode(pc, task)
         for index, item in enumerate(items):
+            await self.runner.checkpoint()
             if self.runner.stopping:
                 break
             layer: dict[str, Any] = {lc.loop_var: item}

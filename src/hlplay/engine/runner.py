@@ -51,6 +51,10 @@ from hlplay.transports.factory import TransportPool
 from hlplay.yamlsrc import load_yaml_file
 
 LOCALHOST_NAMES = ("localhost", "127.0.0.1")
+# How long work that never awaits (an until loop with no delay, a loop whose
+# module does not await) may keep the event loop to itself: Ctrl-C and
+# SIGTERM reach the run through the loop.
+YIELD_EVERY = 0.05
 
 
 @dataclass
@@ -272,6 +276,7 @@ class Runner:
         self._infos: dict[int, TaskInfo] = {}
         self._groups: dict[str, list[str]] | None = None
         self._warned: set[str] = set()
+        self._yielded = time.monotonic()
 
     # --- small services for the executor -----------------------------------------------
 
@@ -283,6 +288,17 @@ class Runner:
         """Sleep, but wake at once on Ctrl-C."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def checkpoint(self) -> None:
+        """Yield to the event loop if nothing has for :data:`YIELD_EVERY` seconds.
+
+        Only then: yielding at every step would interleave the hosts of a
+        step differently from a run that never waits.
+        """
+        now = time.monotonic()
+        if now - self._yielded >= YIELD_EVERY:
+            self._yielded = now
+            await asyncio.sleep(0)
 
     def stats_for(self, host: str) -> HostStats:
         found = self.stats.get(host)
@@ -339,6 +355,11 @@ class Runner:
         except asyncio.CancelledError:
             # a second Ctrl-C cancels running tasks; the recap still prints
             self.interrupted = True
+        # a signal that arrived during the last task (one that never awaited,
+        # a render it interrupted) waits in the loop's queue: let it land
+        # before the exit code is decided
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
         if self.stopping:
             self.interrupted = True
         if not self._started:

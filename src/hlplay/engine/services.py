@@ -42,6 +42,10 @@ class RunServices(Protocol):
         """Sleep, but wake at once on Ctrl-C."""
         ...
 
+    async def checkpoint(self) -> None:
+        """Let the event loop run, now and then, in work that may never wait."""
+        ...
+
     def stats_for(self, host: str) -> HostStats:
         """The recap counters for ``host``."""
         ...

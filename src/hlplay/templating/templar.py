@@ -12,12 +12,27 @@
 
 Templates are compiled once per source string and cached; the engine renders
 the same task arguments for hundreds of hosts.
+
+A render can always be stopped. Templates run on the event loop's thread and
+a CPU-bound one (nested ``range`` loops) blocks the loop, so signal handlers
+registered with the loop would wait for it. The CLI installs plain Python
+signal handlers instead, which run between two bytecodes of whatever the
+main thread is doing, and calls :func:`interrupt_render` from them: when the
+interrupted frame is inside a render, that render raises
+:class:`TemplateInterrupted` (a :class:`TemplateFailure`), so the task fails
+with "interrupted" and the run stops with its recap. Work done in C cannot be
+interrupted that way, so the sandbox also refuses ``**`` and ``*`` whose
+result would be huge (``10 ** 10 ** 9``, ``'x' * 10 ** 10``), as it already
+refuses ranges of more than 100,000 items.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
+from types import CodeType, FrameType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
@@ -41,6 +56,19 @@ class TemplateFailure(HlplayError):
     def __init__(self, message: str, *, undefined: bool = False) -> None:
         super().__init__(message)
         self.undefined = undefined
+
+
+class TemplateInterrupted(TemplateFailure):
+    """A render stopped by Ctrl-C or SIGTERM (see :func:`interrupt_render`)."""
+
+
+class _Interrupt(BaseException):
+    """Raised by a signal handler inside a render.
+
+    A BaseException, so that no ``except Exception`` in a filter or in Jinja2
+    swallows it on its way out to the outermost render, which turns it into
+    :class:`TemplateInterrupted`.
+    """
 
 
 class HlUndefined(StrictUndefined):
@@ -68,8 +96,34 @@ class _Context(Context):
             return missing
 
 
+# Bounds on what one operator may build: the work is done in C, where a
+# signal handler cannot stop it.
+MAX_POWER_BITS = 1 << 16
+MAX_REPEAT_ITEMS = 10_000_000
+
+
 class _Env(ImmutableSandboxedEnvironment):
     context_class = _Context
+    intercepted_binops = frozenset(("**", "*"))
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        huge = _huge_power(left, right) if operator == "**" else _huge_repeat(left, right)
+        if huge:
+            raise SecurityError(f"the result of '{operator}' would be too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _huge_power(base: Any, exp: Any) -> bool:
+    if isinstance(base, bool) or not isinstance(base, int) or not isinstance(exp, int):
+        return False
+    return abs(base) > 1 and exp > 0 and exp * math.log2(abs(base)) > MAX_POWER_BITS
+
+
+def _huge_repeat(left: Any, right: Any) -> bool:
+    seq, times = (left, right) if isinstance(right, int) else (right, left)
+    if not isinstance(times, int) or not isinstance(seq, (str, bytes, list, tuple)):
+        return False
+    return len(seq) * times > MAX_REPEAT_ITEMS
 
 
 def has_template(value: Any) -> bool:
@@ -264,6 +318,14 @@ class Templar:
 
     def _run(self, tmpl: Any, variables: Mapping[str, Any], source: str, native: bool) -> Any:
         try:
+            return self._rendering(tmpl, variables, source, native)
+        except _Interrupt:
+            if _in_render(sys._getframe(1)):
+                raise  # a nested render (a variable's template): the outermost one says it
+            raise TemplateInterrupted(f"interrupted while rendering {_short(source)}") from None
+
+    def _rendering(self, tmpl: Any, variables: Mapping[str, Any], source: str, native: bool) -> Any:
+        try:
             ctx = tmpl.new_context(variables, shared=True)
             if native:
                 for _ in tmpl.root_render_func(ctx):
@@ -334,6 +396,28 @@ class Templar:
     def conditions(self, expressions: Sequence[Any], variables: Mapping[str, Any]) -> bool:
         """All conditionals true (a list of them is ANDed, as in Ansible)."""
         return all(self.condition(e, variables) for e in expressions)
+
+
+_RENDER_CODE: CodeType = Templar._rendering.__code__
+
+
+def _in_render(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code is _RENDER_CODE:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def interrupt_render(frame: FrameType | None) -> None:
+    """Stop the render ``frame`` is in, if it is in one; for signal handlers.
+
+    Call it last in a handler installed with :func:`signal.signal`, with the
+    frame the handler was given: it raises into the interrupted code, which
+    the outermost render turns into :class:`TemplateInterrupted`.
+    """
+    if _in_render(frame):
+        raise _Interrupt()
 
 
 def truthy(value: Any) -> bool:
