@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,25 @@ def test_the_inventory_setting_reaches_the_pipeline(nix_flake: NixTestFlake) -> 
     inv.hosts["web6"].vars["hlplay_keep_generations"] = 1
     with pytest.raises(KeepGenerationsError, match="at least 2"):
         host_settings(inv, inv.hosts["web6"])
+
+
+def test_the_listener_takes_its_own_setting() -> None:
+    from hlplay.agent.listener import Listener, ListenerConfig
+
+    config = ListenerConfig(hostname="h", tier="test", sign_answers=False, keep_generations=4)
+    assert Listener(config)._context().options["keep_generations"] == 4
+    assert ListenerConfig(hostname="h", tier="test").keep_generations == 10
+    refused = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hlplay"),
+            "listen",
+            "--tier",
+            "test",
+            "--keep-generations",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "--keep-generations" in refused.stderr
