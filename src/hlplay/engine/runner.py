@@ -214,7 +214,12 @@ def prepare_plays(
                 raise PlaybookError(exc.message, loc) from None
             path = Path(rel) if Path(rel).is_absolute() else play.base_dir / rel
             if not path.is_file():
-                what = "is a directory" if path.is_dir() else "not found"
+                if path.is_dir():
+                    what = "is a directory"
+                elif path.exists():
+                    what = "is not a regular file (not read)"
+                else:
+                    what = "not found"
                 raise PlaybookError(f"vars file {what}: {path}", loc)
             data = load_yaml_file(path)
             if data is None:

@@ -28,8 +28,14 @@ from hlplay.templating.templar import (
     has_template,
     template_keys,
 )
-from hlplay.yamlsrc import YList, YMap, loc_of
+from hlplay.yamlsrc import LIBYAML_MAX_DEPTH, MAX_YAML_DEPTH, YList, YMap, loc_of
 from hlplay.yamlsrc import load_yaml_file as _load_yaml_file
+
+# Blocks (and imported task files, which are blocks) nest at most this deep:
+# the loader and the engine walk them recursively. The YAML of a playbook may
+# nest deeper than other YAML, so that this limit, not the YAML one, is what
+# deeply nested blocks meet, with the block named.
+MAX_BLOCK_DEPTH = 100
 
 PLAY_KEYWORDS = frozenset(
     (
@@ -115,6 +121,8 @@ UNSUPPORTED: dict[str, str] = {
 @dataclass(frozen=True)
 class _Inherit:
     base_dir: Path
+    depth: int = 0  # blocks and imports around the items
+    imports: tuple[Path, ...] = ()  # the task files importing the items, resolved
     when: tuple[Any, ...] = ()
     tags: frozenset[str] = frozenset()
     vars_layers: tuple[Layer, ...] = ()
@@ -133,7 +141,7 @@ class _Inherit:
 def load_yaml_file(path: Path) -> Any:
     """YAML with locations; its errors become PlaybookError."""
     try:
-        return _load_yaml_file(path)
+        return _load_yaml_file(path, max_depth=LIBYAML_MAX_DEPTH)
     except PlaybookError:
         raise
     except HlplayError as exc:
@@ -220,8 +228,14 @@ class _PlaybookLoader:
 
     # --- templates ------------------------------------------------------------
 
-    def _check_template(self, value: Any, loc: Location) -> None:
-        """Compile every template string in ``value`` (deeply) or fail at ``loc``."""
+    def _check_template(self, value: Any, loc: Location, depth: int = 0) -> None:
+        """Compile every template string in ``value`` (deeply) or fail at ``loc``.
+
+        Values nest no deeper than other YAML may (``MAX_YAML_DEPTH``): the
+        playbook's own YAML may be deeper only for its blocks.
+        """
+        if depth > MAX_YAML_DEPTH:
+            raise _err(f"nested deeper than {MAX_YAML_DEPTH} levels", loc)
         if isinstance(value, str):
             if has_template(value):
                 try:
@@ -232,10 +246,11 @@ class _PlaybookLoader:
             for k, v in value.items():
                 sub = value.loc_of(k) if isinstance(value, YMap) else loc
                 self._check_template(k, sub)
-                self._check_template(v, sub)
+                self._check_template(v, sub, depth + 1)
         elif isinstance(value, list):
             for i, v in enumerate(value):
-                self._check_template(v, value.loc_of(i) if isinstance(value, YList) else loc)
+                iloc = value.loc_of(i) if isinstance(value, YList) else loc
+                self._check_template(v, iloc, depth + 1)
 
     def _check_expressions(self, values: tuple[Any, ...], key: str, loc: Location) -> None:
         for v in values:
@@ -264,7 +279,12 @@ class _PlaybookLoader:
     # --- files ------------------------------------------------------------------
 
     def load(self, path: Path) -> Playbook:
-        plays = self._load_file(path, [])
+        try:
+            plays = self._load_file(path, [])
+        except RecursionError:
+            # values nested almost as deep as YAML allows (blocks are bounded)
+            where = self.files[-1] if self.files else path
+            raise _err("nested too deeply to load", Location(str(where))) from None
         if not plays:
             # as ansible-playbook: an empty playbook is a mistake, not a successful run
             raise _err("the playbook has no plays", Location(str(path)))
@@ -516,7 +536,13 @@ class _PlaybookLoader:
             changes["throttle"] = th
         return replace(parent, **changes) if changes else parent
 
+    def _deeper(self, parent: _Inherit, loc: Location) -> _Inherit:
+        if parent.depth >= MAX_BLOCK_DEPTH:
+            raise _err(f"blocks nested deeper than {MAX_BLOCK_DEPTH} (imports count)", loc)
+        return replace(parent, depth=parent.depth + 1)
+
     def _block(self, data: YMap, parent: _Inherit, handler: bool) -> Block:
+        parent = self._deeper(parent, data.loc)
         for key in data:
             if key not in BLOCK_KEYWORDS:
                 if key in LOOP_KEYS:
@@ -564,9 +590,19 @@ class _PlaybookLoader:
         path = Path(rel) if Path(rel).is_absolute() else parent.base_dir / rel
         if not path.exists():
             raise _err(f"task file not found: {rel}", tloc)
+        resolved = path.resolve()
+        if resolved in parent.imports:
+            chain = [*parent.imports[parent.imports.index(resolved) :], resolved]
+            via = " -> ".join(p.name for p in chain)
+            raise _err(f"import_tasks: {rel} imports itself (via {via})", tloc)
+        parent = self._deeper(parent, data.loc)
         self.files.append(path)
         content = load_yaml_file(path)
-        inherit = replace(self._inherit_from(data, parent), base_dir=path.parent)
+        inherit = replace(
+            self._inherit_from(data, parent),
+            base_dir=path.parent,
+            imports=(*parent.imports, resolved),
+        )
         items = self._items(
             content, "tasks", loc_of(content, Location(str(path))), inherit, handler
         )
