@@ -66,6 +66,11 @@ class DeployReport(Module):
     }
 
     async def run(self, ctx: TaskContext, args: dict[str, Any]) -> ModuleResult:
+        report_dir = ctx.vars.get("report_dir")
+        if report_dir is not None and not (isinstance(report_dir, str) and report_dir.strip()):
+            # deploy-all joins it into dest: a list would become a directory named "['x']"
+            got = json.dumps(report_dir, default=str)
+            return ModuleResult(failed=True, msg=f"report_dir must be a directory path, got {got}")
         hostvars = ctx.vars.get("hostvars") or {}
         plan_var = args.get("plan_var") or "plan"
         deploy_var = args.get("deploy_var") or "deploy"

@@ -120,8 +120,10 @@ class NixosRebuild(Module):
             raise ValueError(f"revision {revision!r}: {exc.message}") from None
         raw_confirm = args.get("confirm_timeout")
         confirm = float(30 if raw_confirm is None else raw_confirm)
-        if confirm < 0:
-            raise ValueError("confirm_timeout must not be negative")
+        # not-a-number and infinity ("1e309") compare false or pass "< 0";
+        # 3600 is the most the listener accepts (MAX_CONFIRM_TIMEOUT)
+        if not 0 <= confirm <= 3600:
+            raise ValueError(f"confirm_timeout must be from 0 to 3600 seconds, got {raw_confirm!r}")
         options: dict[str, Any] = {"diff": bool(args.get("diff", True))}
         if ctx.check_mode:
             action = "diff"
