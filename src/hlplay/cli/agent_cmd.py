@@ -90,6 +90,13 @@ def _opt(name: str, *dest: str, **kwargs: Any) -> Callable[[F], F]:
     default=None,
     help="Directory of <unit> files holding 'active' or 'failed' (instead of systemctl).",
 )
+@_opt(
+    "keep-generations",
+    default=10,
+    type=click.IntRange(min=2),
+    help="Generations the system profile keeps after a switch (never the booted or "
+    "running one).",
+)
 @_opt("disk-path", "disk_paths", multiple=True, default=("/",), help="Disk to report (repeatable).")
 @_opt("progress-interval", default=0.5, type=float, help="Seconds between two progress messages.")
 @_opt(
@@ -130,6 +137,7 @@ def listen(**opts: Any) -> None:
         ),
         state_dir=opts["state_dir"],
         units_dir=opts["units_dir"],
+        keep_generations=opts["keep_generations"],
         disk_paths=tuple(opts["disk_paths"]),
         progress_interval=opts["progress_interval"],
     )
@@ -185,7 +193,7 @@ def _usable_dir(flag: str, path: str) -> None:
 
 @click.group()
 def keys() -> None:
-    """Create NKey credentials for listeners and deployers."""
+    """Create and rotate NKey credentials for listeners and deployers."""
 
 
 @keys.command("new")
@@ -197,6 +205,52 @@ def keys_new(name: str, directory: str, force: bool) -> None:
     from hlplay.auth.keys import new_named
 
     click.echo(new_named(name, directory, force=force))
+
+
+@keys.command("rotate")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", show_default=True, help="Where NAME.seed is.")
+@click.option(
+    "--grace",
+    default="7d",
+    show_default=True,
+    help="How long the old key stays valid (e.g. 7d, 12h, 30m; 0s: not at all).",
+)
+def keys_rotate(name: str, directory: str, grace: str) -> None:
+    """Replace NAME's key with a new one; print the new public key.
+
+    The old seed is kept as NAME.old-<time>.seed and its public key recorded in
+    NAME.retired: `hlplay nats config` (the server's users, --trust-dir) keeps
+    letting it in until the grace period ends.
+    """
+    from hlplay.auth.keys import parse_duration, rotate, utc_text
+    from hlplay.errors import HlplayError
+
+    try:
+        seconds = parse_duration(grace)
+    except HlplayError as exc:
+        raise HlplayError(f"--grace: {exc}") from None
+    done = rotate(name, directory, grace=seconds)
+    click.echo(done.public_key)
+    old = done.retired
+    valid = f"valid until {utc_text(old.until)}" if seconds else "no longer valid"
+    click.echo(f"retired {old.key} (kept as {done.old_seed}); {valid}", err=True)
+    click.echo(
+        "regenerate the server config and trust files (hlplay nats config --keys-dir "
+        f"{directory} …) and give the new seed to its holders before then",
+        err=True,
+    )
+
+
+@keys.command("prune")
+@click.argument("names", nargs=-1)
+@click.option("--dir", "directory", default=".", show_default=True, help="The keys directory.")
+def keys_prune(names: tuple[str, ...], directory: str) -> None:
+    """Delete retired keys whose grace period has ended (all names, or NAMES)."""
+    from hlplay.auth.keys import prune
+
+    for path in prune(directory, list(names) or None):
+        click.echo(f"removed {path}", err=True)
 
 
 @click.group()
