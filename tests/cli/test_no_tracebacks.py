@@ -3,15 +3,19 @@
 Each case runs ``python -m hlplay.cli.main …`` as a user would and checks the
 exit code (ansible-playbook's: 1 error, 5 bad options), that stderr is exactly
 one ``ERROR: …`` line — or click's usage message for a malformed option — and
-that no traceback, and no "internal error", ever reaches the user.
+that no traceback, and no "internal error", ever reaches the user, within
+30 s: hostile input (a billion laughs, a FIFO, ``/dev/zero``, a task file
+importing itself) must not hang the controller either.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +47,33 @@ FILES: dict[str, str | bytes] = {
     "badvars.yml": "x: [1\n",
     "notaseed.seed": "hello\n",
     "keys/exists.seed": "SUAAAA\n",
+    # ---- hostile YAML: each a few lines that would take forever, or all memory
+    "laughs.yml": "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    ),
+    "cycle.yml": "a: &a [1, *a]\n",
+    "deep.yml": "x: " + "[" * 300 + "]" * 300 + "\n",
+    "fifoinv/hosts.yml": INVENTORY,
+    "fifohv/hosts.yml": INVENTORY,
+    "vars_fifo.yml": "- hosts: all\n  vars_files: [fifo.yml]\n  tasks: []\n",
+    "import_fifo.yml": "- hosts: all\n  tasks:\n    - import_tasks: fifo.yml\n",
+    "import_loop.yml": "- hosts: all\n  tasks:\n    - import_tasks: tasks_a.yml\n",
+    "tasks_a.yml": "- debug: msg=a\n- import_tasks: tasks_b.yml\n",
+    "tasks_b.yml": "- import_tasks: tasks_a.yml\n",
+    "import_itself.yml": "- hosts: all\n  tasks:\n    - import_tasks: itself.yml\n",
+    "itself.yml": "- import_tasks: itself.yml\n",
+    "deep_blocks.yml": "- hosts: all\n  tasks:\n"
+    + "".join("    " * (i + 1) + "- block:\n" for i in range(400))
+    + "    " * 401
+    + "- debug: msg=deep\n",
+    "deep_vars.yml": "- hosts: all\n  vars:\n    x: " + "[" * 300 + "]" * 300 + "\n  tasks: []\n",
 }
+# Not regular files: made by the fixture (FIFOs block whoever opens them to read)
+FIFOS = ("fifo.yml", "fifoinv/group_vars/all.yml", "fifohv/host_vars/web1.yml")
+HUGE = "huge.yml"  # 16 MiB and one byte: one more than a YAML file may hold
+HANG = 30  # seconds: a case still running by then would have hung
 
 INV = ("-i", "inv.yml")
 USAGE = 5  # click's own usage errors: exit 5 (bad options), click's message
@@ -80,6 +110,22 @@ CASES = [
     c("inv-host", "inventory", "host", *INV, "nosuch", message="unknown host 'nosuch'"),
     c("inv-subcommand", "inventory", "bogus", code=USAGE),
     c("inv-option", "inventory", "list", "--bogus", code=USAGE),
+    c("inv-laughs", "inventory", "list", "-i", "laughs.yml", message=r"laughs.yml:\d+:\d+: alias"),
+    c("inv-huge", "inventory", "list", "-i", HUGE, message=rf"{HUGE}: too large \(16.0 MiB"),
+    c("inv-fifo", "inventory", "list", "-i", "fifo.yml", message="fifo.yml: is a FIFO, not a"),
+    c("inv-dev-zero", "inventory", "list", "-i", "/dev/zero", message="is a character device"),
+    c(
+        "inv-group-vars-fifo",
+        *("inventory", "list", "-i", "fifoinv"),
+        message="fifoinv/group_vars/all.yml: is a FIFO",
+    ),
+    c(
+        "inv-host-vars-fifo",
+        *("inventory", "list", "-i", "fifohv"),
+        message="fifohv/host_vars/web1.yml: is a FIFO",
+    ),
+    c("inv-e-laughs", "inventory", "list", *INV, "-e", "@laughs.yml", message="aliases expand"),
+    c("inv-e-fifo", "inventory", "list", *INV, "-e", "@fifo.yml", message="fifo.yml: is a FIFO"),
     # ---- playbook -----------------------------------------------------------------------
     c("pb-yaml", "broken.yml", *INV, message=r"broken.yml:3:1: invalid YAML"),
     c("pb-keyword", "unknown_keyword.yml", *INV, message=r":2:3: unknown play keyword"),
@@ -100,6 +146,38 @@ CASES = [
     c("pb-forks-zero", "ok.yml", *INV, "--forks", "0", code=USAGE),
     c("pb-forks-word", "ok.yml", *INV, "-f", "many", code=USAGE),
     c("pb-option", "ok.yml", *INV, "--bogus", code=USAGE),
+    c(
+        "pb-laughs",
+        *("laughs.yml", *INV),
+        message=r"laughs.yml:\d+:\d+: aliases expand to more than 1000000 nodes",
+    ),
+    c("pb-e-laughs", "ok.yml", *INV, "-e", "@laughs.yml", message="laughs.yml:.*aliases expand"),
+    c("pb-e-cycle", "ok.yml", *INV, "-e", "@cycle.yml", message="refers to a node that contains"),
+    c("pb-e-deep", "ok.yml", *INV, "-e", "@deep.yml", message="deep.yml:1:.*deeper than 200"),
+    c("pb-e-huge", "ok.yml", *INV, "-e", f"@{HUGE}", message=rf"{HUGE}: too large"),
+    c("pb-e-fifo", "ok.yml", *INV, "-e", "@fifo.yml", message="fifo.yml: is a FIFO"),
+    c("pb-e-dev-zero", "ok.yml", *INV, "-e", "@/dev/zero", message="/dev/zero: is a character"),
+    c("pb-fifo", "fifo.yml", *INV, message="fifo.yml: is a FIFO"),
+    c("pb-huge", HUGE, *INV, message=rf"{HUGE}: too large"),
+    c("pb-vars-file-fifo", "vars_fifo.yml", *INV, message=r":2:16: vars file is not a regular"),
+    c("pb-import-fifo", "import_fifo.yml", *INV, message="fifo.yml: is a FIFO"),
+    c(
+        "pb-import-loop",
+        *("import_loop.yml", *INV),
+        message=r"tasks_b.yml:1:3: import_tasks: tasks_a.yml imports itself"
+        r" \(via tasks_a.yml -> tasks_b.yml -> tasks_a.yml\)",
+    ),
+    c(
+        "pb-import-itself",
+        *("import_itself.yml", *INV),
+        message=r"itself.yml:1:3: import_tasks: itself.yml imports itself",
+    ),
+    c(
+        "pb-deep-blocks",
+        *("deep_blocks.yml", *INV),
+        message=r"deep_blocks.yml:\d+:\d+: blocks nested deeper than 100",
+    ),
+    c("pb-deep-vars", "deep_vars.yml", *INV, message=r"deep_vars.yml:3:\d+: nested deeper"),
     # ---- listen -------------------------------------------------------------------------
     c(
         "listen-nkey",
@@ -167,11 +245,13 @@ class Ran:
     code: int
     out: str
     err: str
+    elapsed: float = 0.0
 
 
 def _run(cwd: Path, argv: tuple[str, ...]) -> Ran:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLPLAY_")}
     env["HLPLAY_NO_COLOR"] = "1"
+    start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "hlplay.cli.main", *argv],
         cwd=cwd,
@@ -181,7 +261,7 @@ def _run(cwd: Path, argv: tuple[str, ...]) -> Ran:
         env=env,
         stdin=subprocess.DEVNULL,
     )
-    return Ran(proc.returncode, proc.stdout, proc.stderr)
+    return Ran(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +275,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ran]
             path.write_bytes(content)
         else:
             path.write_text(content)
+    for name in FIFOS:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / name)
+    with (root / HUGE).open("wb") as fh:
+        fh.truncate(16 * 1024 * 1024 + 1)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {case.id: pool.submit(_run, root, case.argv) for case in CASES}
         yield {name: f.result() for name, f in futures.items()}
@@ -208,6 +293,7 @@ def test_case_ids_are_unique() -> None:
 def test_bad_input_is_one_line_never_a_traceback(case: Case, results: dict[str, Ran]) -> None:
     got = results[case.id]
     where = f"hlplay {' '.join(case.argv)}\nstdout: {got.out!r}\nstderr: {got.err!r}"
+    assert got.elapsed < HANG, where
     assert "Traceback" not in got.err + got.out, where
     assert "internal error" not in got.err, where
     assert got.code == case.code, where
@@ -220,6 +306,33 @@ def test_bad_input_is_one_line_never_a_traceback(case: Case, results: dict[str, 
     assert len(lines) == 1 and lines[0].startswith("ERROR: "), where
     assert re.search(case.message, lines[0]), where
     assert got.out == "", where
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("confirm_timeout=1e309", "confirm_timeout must be a number of seconds from 0 to 3600"),
+        ('{"confirm_timeout": 1e309}', "confirm_timeout must be a number of seconds"),
+        ("confirm_timeout=nan", "confirm_timeout must be a number of seconds"),
+        ("confirm_timeout=3601", "confirm_timeout must be a number of seconds"),
+        ('{"report_dir": ["x"]}', r'report_dir must be a directory path, got \[\\"x\\"\]'),
+        ('{"report_dir": ""}', "report_dir must be a directory path"),
+    ],
+    ids=["inf", "inf-json", "nan", "too-long", "report-dir-list", "report-dir-empty"],
+)
+def test_deploy_all_refuses_bad_extra_vars_first(tmp_path: Path, extra: str, message: str) -> None:
+    """The prerequisites refuse them before any git command or host: one ``fatal`` line."""
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    got = _run(tmp_path, ("deploy-all.yml", *INV, "-e", extra))
+    where = f"stdout: {got.out!r}\nstderr: {got.err!r}"
+    assert got.elapsed < HANG, where
+    assert got.code == 2, where
+    assert "Traceback" not in got.err + got.out, where
+    fatal = [ln for ln in got.out.splitlines() if ln.startswith("fatal: ")]
+    assert len(fatal) == 1 and re.search(message, fatal[0]), where
+    assert json.loads(fatal[0].split(" => ", 1)[1])["assertion"], where
+    assert "TASK [The configuration repository is committed]" not in got.out, where
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inv.yml"], "nothing is written"
 
 
 def test_version() -> None:
