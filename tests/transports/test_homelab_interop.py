@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from fixtures.nats import NatsFleet, make_inventory
-from hlplay.auth.keys import read_seed
+from hlplay.auth.keys import generate, read_seed
 from hlplay.auth.natsconfig import render_config
 from hlplay.inventory.model import Inventory, NatsSettings, Settings
 from hlplay.natsserver import NatsServer
+from hlplay.protocol import signing
 from hlplay.transports.nats import NatsTransport
 from realparts import nats_server_bin, require
 
@@ -58,6 +59,8 @@ class FakePeer:
     #: subject -> the hosts it reaches
     routes: dict[str, list[str]] = field(default_factory=dict)
     echo_id: bool = False
+    #: host -> the NKey seed its answers are signed with (hlplay listeners sign)
+    seeds: dict[str, str] = field(default_factory=dict)
 
     async def serve(self, routes: dict[str, list[str]]) -> None:
         self.routes = routes
@@ -69,6 +72,8 @@ class FakePeer:
         body: dict[str, Any] = {"hostname": host, "status": status, "error": None, "message": ""}
         if self.echo_id and "id" in doc:
             body["id"] = doc["id"]
+        if host in self.seeds:
+            body = signing.sign(body, self.seeds[host])
         await self.nc.publish(reply, json.dumps(body).encode())
 
     async def on_msg(self, msg: Any) -> None:
@@ -196,14 +201,24 @@ async def test_a_reconnect_republishes_only_to_host_subjects_of_hosts_owing_a_st
         [("h1", "test", ("web",)), ("h2", "test", ("web",)), ("old3", "test", ())]
     )
     inventory = with_homelab(base, ["old3"])
+    keys = {name: generate() for name in ("h1", "h2")}
+    hosts = {
+        n: replace(h, vars={"nkey": keys[n][1]}) if n in keys else h
+        for n, h in inventory.hosts.items()
+    }
     inventory = replace(
-        inventory, settings=Settings(nats=NatsSettings(urls=(server.url,), timeout=20.0))
+        inventory,
+        hosts=hosts,
+        settings=Settings(nats=NatsSettings(urls=(server.url,), timeout=20.0)),
     )
     transport = NatsTransport(inventory)
     # h1 owes its final status at the outage; h2 has it; old3 (homelab-deploy)
     # sends its own after the outage and must not be asked again.
     peer = FakePeer(
-        await connect(server.url), {"h1": "hold", "h2": "complete", "old3": "late"}, echo_id=True
+        await connect(server.url),
+        {"h1": "hold", "h2": "complete", "old3": "late"},
+        echo_id=True,
+        seeds={n: seed for n, (seed, _) in keys.items()},
     )
     await peer.serve(
         {

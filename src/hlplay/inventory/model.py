@@ -48,6 +48,9 @@ class NatsSettings:
     # None: the client's own inbox (``_INBOX.…``). homelab-deploy's server
     # permissions expect ``deploy.responses``.
     reply_prefix: str | None = None
+    # directory of the listeners' public keys (``<host>.pub`` or ``.seed``), which
+    # their answers must verify against; None: the directory of ``credentials``
+    keys: str | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ SCHEMA: dict[str, Any] = {
         "timeout": "seconds",
         "connect_timeout": "seconds",
         "reply_prefix": "reply_prefix",
+        "keys": "path",
     },
     "nix": {"flake": "flake", "toplevel_attr": "str", "profile": "str"},
     "monitoring": {"prometheus_url": "http_url", "alertmanager_url": "http_url"},
@@ -256,6 +257,7 @@ class SettingsCollector:
             timeout=self._get("hlplay.nats.timeout", base.nats.timeout),
             connect_timeout=self._get("hlplay.nats.connect_timeout", base.nats.connect_timeout),
             reply_prefix=self._get("hlplay.nats.reply_prefix", base.nats.reply_prefix),
+            keys=self._get("hlplay.nats.keys", base.nats.keys),
         )
         nix = NixSettings(
             flake=self._get("hlplay.nix.flake", base.nix.flake),

@@ -11,6 +11,15 @@ deadline passes.
   final status by the deadline has *failed* (``no_final_status``).
 * Replies from hosts nobody expected are logged and kept in :attr:`stray`,
   never counted; replies carrying another request id are ignored.
+* A reply is believed only when it is signed by the key of the host it claims
+  to be (``hlplay_listener_key``, ``nkey``, or ``<hlplay.nats.keys>/<host>.pub``,
+  by default beside ``credentials``) and, for a deploy or a confirmation,
+  carries the request's id. Any other reply — unsigned, badly signed, signed
+  by another key, stale, or for a host whose key is unknown — is logged and
+  kept in :attr:`forged`, and never counted: the host's own answer, or the
+  deadline, decides. Facts and discovery answers are checked the same way.
+  Hosts marked ``protocol: homelab-deploy`` sign nothing and are believed as
+  they are.
 * A permission refusal by the server (``permissions violation for publish to
   "…"``) fails every host of that subject at once, saying so.
 * When the connection to the server comes back after an outage, the request
@@ -41,11 +50,12 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hlplay.auth.trust import TrustFileError, host_public_keys
 from hlplay.inventory.model import Host, Inventory
 from hlplay.inventory.targets import NatsTarget
 from hlplay.protocol import signing
@@ -84,18 +94,83 @@ PERMISSION_RE = re.compile(r'permissions violation for (publish|subscription) to
 REPUBLISH_DELAYS = (0.0, 1.0)  # after a reconnect
 
 
+#: The code of a reply refused because no key is known for the host it claims to be.
+NO_HOST_KEY = "no_host_key"
+#: The code of a reply signed by its host but for another request: an old answer played again.
+NOT_THIS_REQUEST = "not_this_request"
+UNREADABLE = "unreadable"
+#: Entries :attr:`NatsTransport.forged` keeps at most: a flood must not grow it without bound.
+FORGED_KEEP = 1000
+
+#: Why a reply is not believed: (code, reason).
+Refusal = tuple[str, str]
+#: ``check(host, doc, request_id)``: None when ``doc`` is ``host``'s own answer.
+ReplyCheck = Callable[[str, Any, str | None], Refusal | None]
+
+
+@dataclass(frozen=True)
+class _HostKey:
+    """What a host's answers must be signed with."""
+
+    allowed: frozenset[str] = frozenset()
+    exempt: bool = False  # a homelab-deploy listener, which signs nothing
+    problem: str = ""  # why no key is known
+
+
+class _Refused(Exception):
+    """A reply :meth:`NatsTransport._request` drops; ``final``: none can ever be believed."""
+
+    def __init__(self, reason: str, *, final: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def record_forged(
+    forged: list[dict[str, Any]],
+    *,
+    host: str,
+    subject: str,
+    doc: Any,
+    refusal: Refusal,
+    request_id: str | None,
+) -> None:
+    """Keep a reply that was not believed, with who it claimed to be and why."""
+    if len(forged) >= FORGED_KEEP:
+        return
+    body = doc if isinstance(doc, Mapping) else {}
+    envelope = body.get(signing.SIG_FIELD)
+    key = envelope.get("key") if isinstance(envelope, Mapping) else None
+    status = body.get("status")
+    forged.append(
+        {
+            "host": host,
+            "subject": subject,
+            "status": status if isinstance(status, str) else None,
+            "code": refusal[0],
+            "reason": refusal[1],
+            "request_id": request_id,
+            "key": key if isinstance(key, str) else None,
+        }
+    )
+
+
 #: How long a listener may take to answer a confirmation (it renames a file)
 #: and a rejection (it rolls back: the old system is activated again).
 CONFIRM_REPLY_TIMEOUT = 10.0
 REJECT_REPLY_TIMEOUT = 120.0
 
 
-def verdict_outcome(host: str, data: bytes, confirm: bool) -> DeployOutcome:
-    """A listener's answer to a confirm or reject, as the host's outcome."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        doc = None
+def verdict_outcome(host: str, data: bytes | Mapping[str, Any], confirm: bool) -> DeployOutcome:
+    """A listener's answer to a confirm or reject (as sent, or parsed), as the host's outcome."""
+    doc = dict(data) if isinstance(data, Mapping) else _loads(data)
     if not isinstance(doc, dict):
         return DeployOutcome(host, "failed", ErrorCode.INTERNAL.value, "unreadable answer")
     status = doc.get("status")
@@ -111,7 +186,7 @@ def verdict_outcome(host: str, data: bytes, confirm: bool) -> DeployOutcome:
     data_out = {
         k: v
         for k, v in doc.items()
-        if k not in ("status", "error", "message", "hostname", "id")
+        if k not in ("status", "error", "message", "hostname", "id", signing.SIG_FIELD)
     }
     return DeployOutcome(
         host,
@@ -124,6 +199,10 @@ def verdict_outcome(host: str, data: bytes, confirm: bool) -> DeployOutcome:
 
 class NatsPermissionError(Unreachable):
     """The NATS server refused to let these credentials publish or subscribe."""
+
+
+class UnbelievedReply(Unreachable):
+    """Replies came, but none was signed by the host that was asked."""
 
 
 def permission_message(kind: str, subject: str) -> str:
@@ -164,8 +243,16 @@ class _Gather:
         progress: ProgressCallback | None,
         stray: list[dict[str, Any]],
         awaiting: AwaitingCallback | None = None,
+        *,
+        check: ReplyCheck | None = None,
+        forged: list[dict[str, Any]] | None = None,
     ) -> None:
         self.request_id = request_id
+        #: None believes every reply (a gathering outside a transport)
+        self.check = check
+        self.forged: list[dict[str, Any]] = [] if forged is None else forged
+        #: host -> (replies claiming to be it that were refused, the last reason)
+        self.refused: dict[str, tuple[int, str]] = {}
         self.targets = targets
         self.progress_cb = progress
         self.awaiting_cb = awaiting
@@ -265,9 +352,15 @@ class _Gather:
         if resp.id is not None and resp.id != self.request_id:
             log.debug("ignoring a reply from %s to an older request %s", resp.hostname, resp.id)
             return
-        target.answered = True
         host = resp.hostname
         st = self.state.get(host)
+        if st is not None and self.check is not None:
+            doc = json.loads(msg.data)
+            refusal = self.check(host, doc, self.request_id)
+            if refusal is not None:
+                self._refuse(host, target, doc, refusal)
+                return
+        target.answered = True
         if st is None:
             self.stray.append(
                 {
@@ -309,7 +402,7 @@ class _Gather:
         if resp.status == AWAITING_CONFIRMATION:
             # The host activated and armed its watchdog: the deploy is over for
             # the gathering; its end is the controller's confirm or reject.
-            data = {k: v for k, v in resp.extra.items() if k not in ("progress",)}
+            data = {k: v for k, v in resp.extra.items() if k not in ("progress", signing.SIG_FIELD)}
             data["request_id"] = self.request_id
             data["subject"] = target.subject
             data["awaiting_confirm"] = True
@@ -325,7 +418,7 @@ class _Gather:
             return
         if resp.final:
             st.final = resp
-            data = {k: v for k, v in resp.extra.items() if k not in ("progress",)}
+            data = {k: v for k, v in resp.extra.items() if k not in ("progress", signing.SIG_FIELD)}
             data["request_id"] = self.request_id
             data["subject"] = target.subject
             self.settle(
@@ -339,17 +432,66 @@ class _Gather:
                 ),
             )
 
+    def _refuse(self, host: str, target: _Target, doc: Any, refusal: Refusal) -> None:
+        """A reply claiming to be ``host`` that is not believed: kept aside, never counted."""
+        code, reason = refusal
+        count = self.refused.get(host, (0, ""))[0] + 1
+        self.refused[host] = (count, reason)
+        record_forged(
+            self.forged,
+            host=host,
+            subject=target.subject,
+            doc=doc,
+            refusal=refusal,
+            request_id=self.request_id,
+        )
+        # One warning per host and request: a flood must not flood the log too.
+        (log.warning if count == 1 else log.debug)(
+            "a reply claiming to be %s on %s is not believed and not counted (%s): %s",
+            host,
+            target.subject,
+            code,
+            reason,
+        )
+        if code == NO_HOST_KEY:
+            # Without a key no answer from this host can ever be believed:
+            # waiting for the deadline would change nothing.
+            self.settle(
+                host,
+                DeployOutcome(
+                    host=host,
+                    status="failed",
+                    error=ErrorCode.NO_FINAL_STATUS.value,
+                    message=f"{reason}; its replies on {target.subject} cannot be believed, "
+                    "so whether the request ran there is unknown",
+                    data={"request_id": self.request_id, "subject": target.subject},
+                ),
+            )
+
     def expire(self, timeout: float) -> None:
         for host, st in self.state.items():
             if st.outcome is not None:
                 continue
             target = self.expected[host]
+            count, reason = self.refused.get(host, (0, ""))
+            refused = (
+                f"{count} {'reply' if count == 1 else 'replies'} claiming to be {host} "
+                f"not believed: {reason}"
+                if count
+                else ""
+            )
             if st.status is None:
+                message = f"no reply from the listener on {target.subject} within {timeout:g}s"
+                if refused:
+                    message = (
+                        f"no reply that could be believed from the listener on {target.subject} "
+                        f"within {timeout:g}s ({refused})"
+                    )
                 outcome = DeployOutcome(
                     host=host,
                     status="unreachable",
                     error=ErrorCode.UNREACHABLE.value,
-                    message=f"no reply from the listener on {target.subject} within {timeout:g}s",
+                    message=message,
                 )
             else:
                 outcome = DeployOutcome(
@@ -358,7 +500,8 @@ class _Gather:
                     error=ErrorCode.NO_FINAL_STATUS.value,
                     message=f"no final status within {timeout:g}s (last: {st.status}"
                     + (f", {st.last_message}" if st.last_message else "")
-                    + ")",
+                    + ")"
+                    + (f"; {refused}" if refused else ""),
                 )
             outcome.data = {"request_id": self.request_id, "subject": target.subject}
             self.settle(host, outcome)
@@ -383,6 +526,11 @@ class NatsTransport(Transport):
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Replies from hosts that were not expected (host, subject, status, request id).
         self.stray: list[dict[str, Any]] = []
+        #: Replies not believed: not signed by the key of the host they claim to be
+        #: (host, subject, status, code, reason, request id, signing key).
+        self.forged: list[dict[str, Any]] = []
+        self._host_keys: dict[str, _HostKey] = {}  # for the transport's life
+        self._hosts: dict[str, Host] = {}  # hosts asked, which may not be the inventory's
         #: Subjects published to by the last deploy (one per target).
         self.last_subjects: list[str] = []
         self._signer: signing.Signer | None = None
@@ -396,24 +544,120 @@ class NatsTransport(Transport):
             return f"{prefix}.{uuid.uuid4().hex}"
         return nc.new_inbox()
 
-    def _seed(self) -> str | None:
-        path = self.settings.credentials
-        if not path:
-            return None
+    def _find(self, path: str, *, directory: bool = False) -> Path | None:
+        """``path`` as it exists: as given, else relative to an inventory source."""
         candidates = [Path(path).expanduser()]
         if not candidates[0].is_absolute():
             for src in self.inventory.sources:
                 base = Path(src)
                 candidates.append((base if base.is_dir() else base.parent) / path)
         for cand in candidates:
-            if cand.is_file():
-                from hlplay.auth.keys import KeyFileError, read_seed
+            if cand.is_dir() if directory else cand.is_file():
+                return cand
+        return None
 
-                try:
-                    return read_seed(cand)
-                except KeyFileError as exc:
-                    raise Unreachable(f"NATS credentials: {exc}") from None
-        raise Unreachable(f"NATS credentials file {path} not found")
+    def _seed(self) -> str | None:
+        path = self.settings.credentials
+        if not path:
+            return None
+        cand = self._find(path)
+        if cand is None:
+            raise Unreachable(f"NATS credentials file {path} not found")
+        from hlplay.auth.keys import KeyFileError, read_seed
+
+        try:
+            return read_seed(cand)
+        except KeyFileError as exc:
+            raise Unreachable(f"NATS credentials: {exc}") from None
+
+    def keys_dir(self) -> Path | None:
+        """Where the listeners' public keys are: ``hlplay.nats.keys``, else beside the
+        credentials (where ``hlplay nats keys`` and the lab put every key)."""
+        if self.settings.keys:
+            return self._find(self.settings.keys, directory=True) or Path(self.settings.keys)
+        if self.settings.credentials:
+            seed = self._find(self.settings.credentials)
+            return None if seed is None else seed.parent
+        return None
+
+    def _host_key(self, name: str) -> _HostKey:
+        known = self._host_keys.get(name)
+        if known is not None:
+            return known
+        entry = self._hosts.get(name)
+        if entry is None:
+            entry = self.inventory.hosts.get(name)
+        if entry is None:
+            known = _HostKey(problem=f"host {name} is not in the inventory: no key is known for it")
+        elif entry.homelab_deploy:
+            known = _HostKey(exempt=True)
+        else:
+            keys_dir = self.keys_dir()
+            # With the retired keys still in their grace: a listener keeps
+            # signing with its old seed until it is given the new one.
+            allowed: frozenset[str] = frozenset()
+            try:
+                allowed = host_public_keys(self.inventory, entry, keys_dir=keys_dir)
+            except TrustFileError as exc:
+                problem = str(exc)
+            else:
+                where = (
+                    f"the keys directory ({keys_dir})"
+                    if keys_dir is not None
+                    else "the directory hlplay.nats.keys names"
+                )
+                problem = (
+                    f"no public key for host {name}: set hlplay_listener_key, "
+                    f"or put {name}.pub in {where}"
+                )
+            known = _HostKey(allowed=allowed, problem=problem)
+        self._host_keys[name] = known
+        return known
+
+    def check_reply(self, host: str, doc: Any, request_id: str | None = None) -> Refusal | None:
+        """None when ``doc`` is ``host``'s own answer (to ``request_id``, when given);
+        otherwise why it must not be believed."""
+        known = self._host_key(host)
+        if known.exempt:
+            return None
+        if not known.allowed:
+            return (NO_HOST_KEY, known.problem)
+        if not isinstance(doc, Mapping):
+            return (UNREADABLE, "the reply is not a JSON object")
+        try:
+            signing.verify(doc, known.allowed, window=signing.DEFAULT_WINDOW)
+        except signing.SignatureError as exc:
+            if exc.code == ErrorCode.KEY_NOT_ALLOWED:
+                return (exc.code.value, self._wrong_key(host, doc))
+            return (exc.code.value, exc.message)
+        if request_id is not None and doc.get("id") != request_id:
+            # The signature covers the id: without this check, any answer the
+            # host ever signed could be played into a later request's inbox.
+            return (
+                NOT_THIS_REQUEST,
+                f"signed by {host}, but not for request {request_id}: an old answer played again",
+            )
+        return None
+
+    def _wrong_key(self, host: str, doc: Mapping[str, Any]) -> str:
+        key = doc[signing.SIG_FIELD]["key"]  # verify() checked the envelope's shape
+        owner = next((n for n, k in self._host_keys.items() if key in k.allowed), None)
+        by = f"{owner}'s key {key}" if owner else f"key {key}"
+        return f"signed with {by}, not with {host}'s"
+
+    def _forged_reply(
+        self, host: str, subject: str, doc: Any, refusal: Refusal, request_id: str | None
+    ) -> None:
+        record_forged(
+            self.forged, host=host, subject=subject, doc=doc, refusal=refusal, request_id=request_id
+        )
+        log.warning(
+            "a reply claiming to be %s on %s is not believed (%s): %s",
+            host,
+            subject,
+            refusal[0],
+            refusal[1],
+        )
 
     def _signed(self, payload: bytes) -> bytes:
         """A request as sent: signed with the controller's NKey, which listeners check
@@ -575,6 +819,7 @@ class NatsTransport(Transport):
         :class:`DeployOutcome` per host."""
         timeout = self.settings.timeout if timeout is None else timeout
         request_id = request.id or new_request_id()
+        self._remember(hosts)
         base = dataclasses.replace(request, id=request_id, reply_to="")
         outcomes: dict[str, DeployOutcome] = {}
         action = str(base.action)
@@ -618,6 +863,12 @@ class NatsTransport(Transport):
         )
         return {h.name: outcomes[h.name] for h in hosts if h.name in outcomes}
 
+    def _remember(self, hosts: Sequence[Host]) -> None:
+        # Their answers are checked against their own settings (their keys), and a
+        # caller may hand over hosts the inventory does not hold.
+        for h in hosts:
+            self._hosts.setdefault(h.name, h)
+
     async def deploy_targets(
         self,
         nats_targets: Sequence[NatsTarget],
@@ -658,7 +909,15 @@ class NatsTransport(Transport):
                         data={"request_id": request_id},
                     )
             return outcomes
-        gather = _Gather(request_id, targets, progress, self.stray, awaiting)
+        gather = _Gather(
+            request_id,
+            targets,
+            progress,
+            self.stray,
+            awaiting,
+            check=self.check_reply,
+            forged=self.forged,
+        )
         gather.plain = plain
         inbox = self._new_inbox(nc)
         self._gathers.add(gather)
@@ -749,16 +1008,22 @@ class NatsTransport(Transport):
         timeout: float,
         many: bool = False,
         until: Any = None,
-    ) -> list[bytes]:
+        accept: Callable[[bytes], Any] | None = None,
+    ) -> list[Any]:
         """Publish a request with its own inbox and collect replies.
 
         One reply (``many=False``), or every reply until ``timeout`` (or until
         ``until(replies)`` is true). Raises :class:`NatsPermissionError` on a
         refusal and :class:`Unreachable` when no one subscribes or no reply comes.
+
+        With ``accept``, each reply is what ``accept(data)`` returns; one it
+        refuses (:class:`_Refused`) is dropped and waiting goes on, unless the
+        refusal is final.
         """
         nc = await self.connection()
         inbox = self._new_inbox(nc)
-        replies: list[bytes] = []
+        replies: list[Any] = []
+        refused: list[_Refused] = []
         finished = asyncio.Event()
         problem: list[BaseException] = []
 
@@ -767,7 +1032,13 @@ class NatsTransport(Transport):
                 problem.append(Unreachable(f"no listener is subscribed to {subject}"))
                 finished.set()
                 return
-            replies.append(msg.data)
+            try:
+                replies.append(msg.data if accept is None else accept(msg.data))
+            except _Refused as exc:
+                refused.append(exc)
+                if exc.final:
+                    finished.set()
+                return
             if not many or (until is not None and until(replies)):
                 finished.set()
 
@@ -791,17 +1062,43 @@ class NatsTransport(Transport):
         if problem and not replies:
             raise problem[0]
         if not replies and not many:
+            if refused and refused[-1].final:
+                raise UnbelievedReply(
+                    f"the reply on {subject} cannot be believed: {refused[-1].reason}"
+                )
+            if refused:
+                raise UnbelievedReply(
+                    f"no reply on {subject} within {timeout:g}s could be believed "
+                    f"({len(refused)} refused: {refused[-1].reason})"
+                )
             raise Unreachable(f"no reply on {subject} within {timeout:g}s")
         return replies
 
+    def _accept_from(
+        self, host: str, subject: str, request_id: str | None = None
+    ) -> Callable[[bytes], Any]:
+        """An ``accept`` for :meth:`_request`: the parsed answer, when ``host`` signed it."""
+
+        def accept(data: bytes) -> Any:
+            doc = _loads(data)
+            refusal = self.check_reply(host, doc, request_id)
+            if refusal is not None:
+                self._forged_reply(host, subject, doc, refusal, request_id)
+                raise _Refused(refusal[1], final=refusal[0] == NO_HOST_KEY)
+            if isinstance(doc, dict):
+                doc.pop(signing.SIG_FIELD, None)
+            return doc
+
+        return accept
+
     async def facts(self, host: Host, *, timeout: float | None = None) -> dict[str, Any]:
         """Failed units, load, memory, disk, uptime and generation of ``host``."""
+        self._remember([host])
         subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["facts"]
-        replies = await self._request(subject, b"{}", timeout=timeout or 10.0)
-        try:
-            doc = json.loads(replies[0])
-        except ValueError:
-            raise Unreachable(f"{host.name}: unreadable facts reply") from None
+        replies = await self._request(
+            subject, b"{}", timeout=timeout or 10.0, accept=self._accept_from(host.name, subject)
+        )
+        doc = replies[0]
         if not isinstance(doc, dict):
             raise Unreachable(f"{host.name}: unreadable facts reply")
         return doc
@@ -825,6 +1122,8 @@ class NatsTransport(Transport):
     ) -> dict[str, DeployOutcome]:
         what = "confirmation" if confirm else "rejection"
 
+        self._remember(hosts)
+
         async def one(host: Host) -> DeployOutcome:
             subject = host_subjects(self.templates, hostname=host.name, tier=host.tier)["confirm"]
             doc: dict[str, Any] = {"id": request_id, "hostname": host.name}
@@ -832,7 +1131,15 @@ class NatsTransport(Transport):
                 doc["confirm"] = False
             try:
                 payload = self._signed(json.dumps(doc).encode())
-                replies = await self._request(subject, payload, timeout=timeout)
+                replies = await self._request(
+                    subject,
+                    payload,
+                    timeout=timeout,
+                    accept=self._accept_from(host.name, subject, request_id),
+                )
+            except UnbelievedReply as exc:
+                # Delivered, and maybe acted on: only the answer is in doubt.
+                return DeployOutcome(host.name, "unreachable", None, f"{what} sent, but {exc}")
             except Unreachable as exc:
                 log.warning("%s: %s not delivered: %s", host.name, what, exc)
                 return DeployOutcome(host.name, "unreachable", None, f"{what} not delivered: {exc}")
@@ -845,30 +1152,39 @@ class NatsTransport(Transport):
         listener hosts of the inventory have answered)."""
         subject = expand(self.templates.discover, tier="_", hostname="_")
         wanted = {h.name for h in self.inventory.hosts.values() if h.has_listener}
+        seen: set[Any] = set()
 
-        def everyone(replies: list[bytes]) -> bool:
-            seen = set()
-            for data in replies:
-                with contextlib.suppress(ValueError):
-                    doc = json.loads(data)
-                    if isinstance(doc, dict):
-                        seen.add(doc.get("hostname"))
-            return bool(wanted) and wanted <= seen
+        def accept(data: bytes) -> dict[str, Any]:
+            doc = _loads(data)
+            if not isinstance(doc, dict):
+                raise _Refused("unreadable")
+            name = doc.get("hostname")
+            verified = False
+            if isinstance(name, str) and name in self.inventory.hosts:
+                refusal = self.check_reply(name, doc)
+                if refusal is not None:
+                    self._forged_reply(name, subject, doc, refusal, None)
+                    raise _Refused(refusal[1])
+                verified = not self._host_key(name).exempt
+            # else: a host the inventory does not hold has no key to check against
+            answer = {k: v for k, v in doc.items() if k != signing.SIG_FIELD}
+            answer["verified"] = verified
+            seen.add(name)
+            return answer
 
         try:
-            replies = await self._request(
-                subject, b"{}", timeout=timeout, many=True, until=everyone
+            out = await self._request(
+                subject,
+                b"{}",
+                timeout=timeout,
+                many=True,
+                until=lambda _: bool(wanted) and wanted <= seen,
+                accept=accept,
             )
         except Unreachable as exc:
             if isinstance(exc, NatsPermissionError):
                 raise
             return []
-        out: list[dict[str, Any]] = []
-        for data in replies:
-            with contextlib.suppress(ValueError):
-                doc = json.loads(data)
-                if isinstance(doc, dict):
-                    out.append(doc)
         out.sort(key=lambda d: str(d.get("hostname")))
         return out
 
