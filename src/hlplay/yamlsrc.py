@@ -105,6 +105,9 @@ ALIAS_ENVVAR = "HLPLAY_MAX_YAML_ALIAS_NODES"
 # libyaml refuses documents nested deeper than 1000 levels; building one takes
 # two Python frames a level, more than the default recursion limit leaves.
 _BUILD_FRAMES = 2 * LIBYAML_MAX_DEPTH + 500
+# An alias of a long string multiplies text, not nodes: past this length each
+# use of the string counts one node per this many characters.
+LONG_SCALAR = 64
 
 
 def _limit(envvar: str, default: int) -> int:
@@ -172,6 +175,7 @@ class _Builder:
         self.alias_budget = max_alias_nodes()
         self.expanded: dict[int, tuple[int, int]] = {}
         self.measuring: set[int] = set()
+        self.long_scalars: set[int] = set()
 
     def loc(self, node: Node) -> Location:
         mark = node.start_mark
@@ -179,6 +183,8 @@ class _Builder:
 
     def build(self, node: Node) -> Any:
         if isinstance(node, ScalarNode):
+            if len(node.value) > LONG_SCALAR:
+                self.long_scalar(node)
             return self.scalar(node)
         got = self.memo.get(id(node))
         if got is not None:
@@ -189,6 +195,20 @@ class _Builder:
         if node.tag == SEQ_TAG and isinstance(node, SequenceNode):
             return self.sequence(node)
         return self.tagged(node)
+
+    def long_scalar(self, node: ScalarNode) -> None:
+        """A long string met again is an alias of it: count it against the budget."""
+        key = id(node)
+        if key not in self.long_scalars:
+            self.long_scalars.add(key)
+            return
+        self.alias_budget -= len(node.value) // LONG_SCALAR + 1
+        if self.alias_budget < 0:
+            raise HlplayError(
+                f"aliases expand to more than {max_alias_nodes()} nodes"
+                f" (of {LONG_SCALAR} characters of text); the limit is {ALIAS_ENVVAR}",
+                self.loc(node),
+            )
 
     def alias(self, node: Node) -> None:
         """Count what an alias stands for; refuse cycles, and expansion past the
@@ -317,9 +337,15 @@ class _Builder:
                 )
             value_tag = value_node.tag
             if value_tag == STR_TAG:
-                data[key] = value_node.value
+                text = value_node.value
+                if len(text) > LONG_SCALAR:
+                    self.long_scalar(value_node)
+                data[key] = text
             elif value_tag == PLAIN_TAG:
-                value = scalars.get(value_node.value, _MISSING)
+                text = value_node.value
+                if len(text) > LONG_SCALAR:
+                    self.long_scalar(value_node)
+                value = scalars.get(text, _MISSING)
                 data[key] = self.scalar(value_node) if value is _MISSING else value
             else:
                 data[key] = self.build(value_node)

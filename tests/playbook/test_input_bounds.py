@@ -58,6 +58,16 @@ def test_aliases_within_the_budget_still_share_their_data() -> None:
     assert merged["host"] == {"x": 1, "y": 3}
 
 
+def test_aliases_of_a_long_string_count_its_length() -> None:
+    text = "x" * 100_000
+    many = f"s: &s '{text}'\nl: [{', '.join(['*s'] * 1000)}]\n"  # 100 MB of text in all
+    with pytest.raises(HlplayError, match=r"long.yml:1:4: aliases expand .* characters of text"):
+        load_yaml_text(many, "long.yml")
+    few = f"s: &s '{text}'\nl: [*s, *s]\nm: {{a: *s, b: *s}}\n"
+    data = load_yaml_text(few, "few.yml")
+    assert data["l"][1] is data["m"]["b"] is data["s"]
+
+
 def test_the_alias_budget_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ALIAS_ENVVAR, "100")
     with pytest.raises(HlplayError, match="more than 100 nodes"):
