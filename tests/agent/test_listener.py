@@ -37,9 +37,9 @@ async def raw_client(fleet: NatsFleet, user: str = "admin") -> object:
     return await nats.connect(fleet.url, nkeys_seed_str=read_seed(fleet.seed_file(user)))
 
 
-def signed(fleet: NatsFleet, doc: dict[str, object], user: str = "admin") -> bytes:
-    """``doc`` as a deployer sends it: signed with ``user``'s key."""
-    return json.dumps(sign(doc, read_seed(fleet.seed_file(user)))).encode()
+def signed(fleet: NatsFleet, doc: dict[str, object], user: str = "admin", *, to: str) -> bytes:
+    """``doc`` as a deployer sends it to subject ``to``: signed with ``user``'s key."""
+    return json.dumps(sign({**doc, "to": to}, read_seed(fleet.seed_file(user)))).encode()
 
 
 async def collect(
@@ -68,7 +68,7 @@ async def test_status_stream_is_the_seed_protocol(nats_fleet: NatsFleet) -> None
         inbox = nc.new_inbox()  # type: ignore[attr-defined]
         sub = await nc.subscribe(inbox)  # type: ignore[attr-defined]
         request = {"action": "switch", "revision": "main", "reply_to": inbox}
-        await nc.publish("deploy.test.db1", signed(nats_fleet, request))  # type: ignore[attr-defined]
+        await nc.publish("deploy.test.db1", signed(nats_fleet, request, to="deploy.test.db1"))  # type: ignore[attr-defined]
         statuses = []
         while True:
             doc = json.loads((await sub.next_msg(timeout=5)).data)
@@ -196,7 +196,9 @@ async def test_progress_is_rate_limited_into_batches_that_lose_no_count(
     nc = await raw_client(nats_fleet)
     try:
         payload = {"action": "switch", "revision": "chatty", "options": {"lines": 600}}
-        docs = await collect(nc, "deploy.test.db1", signed(nats_fleet, payload))
+        docs = await collect(
+            nc, "deploy.test.db1", signed(nats_fleet, payload, to="deploy.test.db1")
+        )
     finally:
         await nc.close()  # type: ignore[attr-defined]
     batches = [d for d in docs if d.get("progress")]
@@ -432,7 +434,7 @@ async def test_a_test_deployer_cannot_bounce_a_response_onto_prod(
     nc = await raw_client(nats_fleet, "deployer-test")
     try:
         request = {"action": "switch", "revision": "main", "id": "bounce-1"}
-        payload = signed(nats_fleet, request, "deployer-test")
+        payload = signed(nats_fleet, request, "deployer-test", to="deploy.test.db1")
         await collect(nc, "deploy.test.db1", payload)
         # the same id again, replies "to" the prod tier subject
         await nc.publish(  # type: ignore[attr-defined]
@@ -461,12 +463,23 @@ async def test_only_signed_requests_from_keys_the_tier_trusts_run(
         assert (reply["status"], reply["error"]) == ("rejected", "unsigned")
         # the test tier's deployer is not trusted by prod
         prod = {"action": "switch", "revision": "main", "id": "wrong-tier-1"}
-        [reply] = await collect(nc, "deploy.prod.prod1", signed(nats_fleet, prod, "deployer-test"))
+        [reply] = await collect(
+            nc,
+            "deploy.prod.prod1",
+            signed(nats_fleet, prod, "deployer-test", to="deploy.prod.prod1"),
+        )
         assert (reply["status"], reply["error"]) == ("rejected", "key_not_allowed")
-        tampered = json.loads(signed(nats_fleet, {**request, "id": "tamper-1"}))
+        tampered = json.loads(
+            signed(nats_fleet, {**request, "id": "tamper-1"}, to="deploy.test.web1")
+        )
         tampered["revision"] = "evil"
         [reply] = await collect(nc, "deploy.test.web1", json.dumps(tampered).encode())
         assert (reply["status"], reply["error"]) == ("rejected", "bad_signature")
+        # signed for web2, handed to web1: refused
+        elsewhere = signed(nats_fleet, {**request, "id": "elsewhere-1"}, to="deploy.test.web2")
+        [moved] = await collect(nc, "deploy.test.web1", elsewhere)
+        assert (moved["status"], moved["error"]) == ("rejected", "bad_signature")
+        assert "received on 'deploy.test.web1'" in str(moved["message"])
         # every answer is signed by the host's own key
         assert reply["sig"]["key"] == read_seed_public(nats_fleet, "web1")
         # a confirmation is a deployer's word too
@@ -543,7 +556,11 @@ async def test_a_thousand_forged_requests_run_nothing_and_a_signed_deploy_still_
                 break
             await asyncio.sleep(0.05)
         # a request that ran, sent again: refused, never run twice
-        once = signed(nats_fleet, {"action": "switch", "revision": "once", "id": "replay-me"})
+        once = signed(
+            nats_fleet,
+            {"action": "switch", "revision": "once", "id": "replay-me"},
+            to="deploy.test.web2",
+        )
         ran = await collect(nc, "deploy.test.web2", once)
         again = await collect(nc, "deploy.test.web2", once)
     finally:

@@ -320,7 +320,7 @@ async def _deploy(fleet: NatsFleet, connect_as: str, signed_by: str, rid: str) -
 
     nc = await nats.connect(fleet.url, nkeys_seed_str=connect_as)
     try:
-        request = {"action": "switch", "revision": "main", "id": rid}
+        request = {"action": "switch", "revision": "main", "id": rid, "to": "deploy.test.web1"}
         payload = json.dumps(sign(request, signed_by)).encode()
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)

@@ -96,7 +96,8 @@ async def test_replies_from_unexpected_hosts_are_reported_not_counted(
 ) -> None:
     out = await admin.deploy_targets(
         [target("deploy.test.role.web", "role", {"web1"})],
-        DeployRequest("test", "main"),
+        # web1 takes a moment, so that web2's answers surely come while we listen
+        DeployRequest("test", "main", options={"sleep": 0.5}),
         timeout=10,
     )
     assert set(out) == {"web1"}

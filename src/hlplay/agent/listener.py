@@ -674,7 +674,9 @@ class Listener:
             return
         reply = req.reply_to or msg.reply
         try:
-            signed = self._authenticate(json.loads(msg.data))
+            doc = json.loads(msg.data)
+            signed = self._authenticate(doc)
+            _check_target(doc, msg.subject, signed)
         except signing.SignatureError as exc:
             log.warning(
                 "%s: refused a request on %s: %s", self.config.hostname, msg.subject, exc.message
@@ -927,7 +929,7 @@ class Listener:
         }
         try:
             # keeping or rolling back a system is a deployer's word, like a deploy
-            self._authenticate(doc)
+            _check_target(doc, msg.subject, self._authenticate(doc))
         except signing.SignatureError as exc:
             answer.update(status="failed", error=exc.code.value, message=exc.message)
             await self._reply_json(msg, answer)
@@ -1030,6 +1032,26 @@ class Listener:
             await self._reply_json(msg, facts)
         except Exception:
             log.exception("%s: facts failed", self.config.hostname)
+
+
+def _check_target(doc: Any, subject: str, signed: signing.SignedBy | None) -> None:
+    """A signed message names the subject it was signed for (``to``), and came on it.
+
+    The signature covers the message, not the subject it travels on: without
+    this, whoever can publish (a hostile server, anyone on one without
+    authorization) could hand a request signed for one host to every other
+    host that trusts the same key.
+    """
+    if signed is None:
+        return
+    target = doc.get("to") if isinstance(doc, dict) else None
+    if target != subject:
+        raise signing.SignatureError(
+            ErrorCode.BAD_SIGNATURE,
+            f"signed for {target!r}, received on {subject!r}"
+            if target is not None
+            else "a signed request must name the subject it is for ('to')",
+        )
 
 
 def _resumable(data: dict[str, Any]) -> dict[str, Any]:

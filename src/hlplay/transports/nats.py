@@ -511,6 +511,9 @@ class NatsTransport(Transport):
     """Reaches listener hosts through NATS, with the inventory's ``hlplay.nats`` settings."""
 
     name = "nats"
+    #: Sign requests and check answers. Off only for a benchmark's unsigned
+    #: baseline (bench/fanout.py); nothing a user sets reaches it.
+    signatures: bool = True
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
@@ -617,6 +620,8 @@ class NatsTransport(Transport):
     def check_reply(self, host: str, doc: Any, request_id: str | None = None) -> Refusal | None:
         """None when ``doc`` is ``host``'s own answer (to ``request_id``, when given);
         otherwise why it must not be believed."""
+        if not self.signatures:
+            return None
         known = self._host_key(host)
         if known.exempt:
             return None
@@ -659,15 +664,19 @@ class NatsTransport(Transport):
             refusal[1],
         )
 
-    def _signed(self, payload: bytes) -> bytes:
+    def _signed(self, payload: bytes, to: str) -> bytes:
         """A request as sent: signed with the controller's NKey, which listeners check
-        against the keys their tier trusts. Without credentials, unsigned."""
+        against the keys their tier trusts, for the subject ``to`` it goes to (a
+        listener refuses it on any other). Without credentials, unsigned."""
+        if not self.signatures:
+            return payload
         if self._signer is None:
             seed = self._seed()
             if seed is None:
                 return payload
             self._signer = signing.Signer(seed)
-        return json.dumps(signing.sign(json.loads(payload), self._signer)).encode()
+        doc = {**json.loads(payload), "to": to}
+        return json.dumps(signing.sign(doc, self._signer)).encode()
 
     async def _error_cb(self, exc: Exception) -> None:
         text = str(exc)
@@ -936,7 +945,7 @@ class NatsTransport(Transport):
                 ).to_json()
                 if not bare:
                     # homelab-deploy listeners get the seed's fields, exactly
-                    payload = self._signed(payload)
+                    payload = self._signed(payload, target.subject)
                 gather.payloads[target.index] = payload
                 log.debug(
                     "publishing %s %s to %s", request.action, request.revision, target.subject
@@ -1130,7 +1139,7 @@ class NatsTransport(Transport):
             if not confirm:
                 doc["confirm"] = False
             try:
-                payload = self._signed(json.dumps(doc).encode())
+                payload = self._signed(json.dumps(doc).encode(), subject)
                 replies = await self._request(
                     subject,
                     payload,
