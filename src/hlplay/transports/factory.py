@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import Any
 
 from hlplay.errors import HlplayError
 from hlplay.inventory.model import Host, Inventory
@@ -59,6 +60,16 @@ class TransportPool:
     def local(self) -> Transport:
         """The controller's own transport (controller-side modules, delegate_to localhost)."""
         return self.for_kind("local")
+
+    def forged_answers(self) -> list[dict[str, Any]]:
+        """Answers the run's transports refused to believe (a reply that did not
+        prove it came from the host it names), for the report."""
+        out: list[dict[str, Any]] = []
+        for transport in self._instances.values():
+            found = getattr(transport, "forged", None)
+            if isinstance(found, list):
+                out.extend(dict(f) for f in found if isinstance(f, dict))
+        return out
 
     async def close(self) -> None:
         owned, self._owned = self._owned, []
