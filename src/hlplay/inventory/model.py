@@ -51,6 +51,9 @@ class NatsSettings:
     # directory of the listeners' public keys (``<host>.pub`` or ``.seed``), which
     # their answers must verify against; None: the directory of ``credentials``
     keys: str | None = None
+    # seconds a host may stay silent after a request before it is asked for its
+    # facts; one that has started is asked after five times that of silence
+    liveness: float = 3.0
 
 
 @dataclass(frozen=True)

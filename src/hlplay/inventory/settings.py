@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
         "connect_timeout": "seconds",
         "reply_prefix": "reply_prefix",
         "keys": "path",
+        "liveness": "seconds",
     },
     "nix": {"flake": "flake", "toplevel_attr": "str", "profile": "str"},
     "monitoring": {"prometheus_url": "http_url", "alertmanager_url": "http_url"},
@@ -258,6 +259,7 @@ class SettingsCollector:
             connect_timeout=self._get("hlplay.nats.connect_timeout", base.nats.connect_timeout),
             reply_prefix=self._get("hlplay.nats.reply_prefix", base.nats.reply_prefix),
             keys=self._get("hlplay.nats.keys", base.nats.keys),
+            liveness=self._get("hlplay.nats.liveness", base.nats.liveness),
         )
         nix = NixSettings(
             flake=self._get("hlplay.nix.flake", base.nix.flake),

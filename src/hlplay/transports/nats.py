@@ -8,7 +8,11 @@ responses per host until every expected host has a final status or the
 deadline passes.
 
 * A host that never answers is *unreachable*; one that answered but sent no
-  final status by the deadline has *failed* (``no_final_status``).
+  final status by the deadline has *failed* (``no_final_status``). A liveness
+  probe on the facts subject declares a host whose listener is gone long
+  before the deadline: one silent ``hlplay.nats.liveness`` seconds after the
+  request, and one gone quiet mid-run that leaves two probes in a row
+  unanswered.
 * Replies from hosts nobody expected are logged and kept in :attr:`stray`,
   never counted; replies carrying another request id are ignored.
 * A reply is believed only when it is signed by the key of the host it claims
@@ -45,9 +49,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -56,7 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hlplay.auth.trust import TrustFileError, host_public_keys
-from hlplay.inventory.model import Host, Inventory
+from hlplay.inventory.model import Host, Inventory, NatsSettings
 from hlplay.inventory.targets import NatsTarget
 from hlplay.protocol import signing
 from hlplay.protocol.messages import (
@@ -92,6 +98,20 @@ NOT_SUPPORTED_RUN = (
 )
 PERMISSION_RE = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
 REPUBLISH_DELAYS = (0.0, 1.0)  # after a reconnect
+
+#: Seconds a host may stay silent after a request before its facts subject is
+#: asked whether its listener is there at all: ``hlplay.nats.liveness``'s default.
+LIVENESS_GRACE = NatsSettings().liveness
+#: A host that has started is asked only after this many graces of silence: a
+#: build can be quiet for a while, and a listener restarted by its own deploy
+#: needs time to come back and resume the run.
+LIVENESS_SILENCE_GRACES = 5
+#: How long a probe waits for the facts answer.
+LIVENESS_PROBE_TIMEOUT = 2.0
+#: After one unanswered probe of a host that has started, the next comes this
+#: soon: only two in a row declare it gone.
+LIVENESS_RETRY = 1.0
+LIVENESS_TICK = 0.25
 
 
 #: The code of a reply refused because no key is known for the host it claims to be.
@@ -231,6 +251,12 @@ class _HostState:
     outcome: DeployOutcome | None = None
     progress: list[str] = field(default_factory=list)
     last_message: str = ""
+    #: loop time of its last believed reply
+    heard: float | None = None
+    #: loop time of its last answer to a liveness probe
+    alive: float | None = None
+    probed: float | None = None
+    misses: int = 0  # liveness probes unanswered in a row
 
 
 class _Gather:
@@ -380,6 +406,8 @@ class _Gather:
             return
         if st.outcome is not None:
             return
+        st.heard = asyncio.get_running_loop().time()
+        st.misses = 0
         if (
             resp.status == "rejected"
             and resp.error == ErrorCode.ALREADY_RUNNING.value
@@ -482,6 +510,8 @@ class _Gather:
             )
             if st.status is None:
                 message = f"no reply from the listener on {target.subject} within {timeout:g}s"
+                if st.alive is not None:
+                    message += " (it answers on its facts subject, but not to the request)"
                 if refused:
                     message = (
                         f"no reply that could be believed from the listener on {target.subject} "
@@ -526,6 +556,8 @@ class NatsTransport(Transport):
         self._auth_error: str | None = None
         self._auth_event = asyncio.Event()
         self._last_error: str | None = None
+        #: Bumped at every disconnect and reconnect: a probe that spans one proves nothing.
+        self._link_epoch = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Replies from hosts that were not expected (host, subject, status, request id).
         self.stray: list[dict[str, Any]] = []
@@ -697,6 +729,7 @@ class NatsTransport(Transport):
         log.debug("NATS: %s", self._last_error)
 
     async def _reconnected_cb(self) -> None:
+        self._link_epoch += 1
         log.warning("reconnected to NATS; asking for statuses that may have been lost")
         for gather in list(self._gathers):
             task = asyncio.create_task(self._republish(gather))
@@ -704,6 +737,7 @@ class NatsTransport(Transport):
             task.add_done_callback(self._tasks.discard)
 
     async def _disconnected_cb(self) -> None:
+        self._link_epoch += 1
         if self._gathers:
             log.warning("disconnected from NATS during a deploy; reconnecting")
 
@@ -953,8 +987,13 @@ class NatsTransport(Transport):
                 await nc.publish(target.subject, payload, reply=target.reply)
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=5)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gather.done.wait(), timeout)
+            watch = asyncio.create_task(self._watch_liveness(gather))
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gather.done.wait(), timeout)
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
             await self._probe_silent(gather)
             gather.expire(timeout)
             if gather.callbacks:
@@ -968,46 +1007,166 @@ class NatsTransport(Transport):
             outcomes[host] = st.outcome
         return outcomes
 
-    async def _probe_silent(self, gather: _Gather) -> None:
-        """Tell a listener that vanished mid-deploy from one still working on it.
+    def _probe_subject(self, gather: _Gather, name: str) -> tuple[Host, str] | None:
+        """The host to ask and its facts subject, when a silent facts subject means
+        its listener is gone; None for homelab-deploy's listeners, which may
+        answer on no facts subject, and for hosts the inventory does not hold."""
+        host = self._hosts.get(name) or self.inventory.hosts.get(name)
+        if host is None or host.homelab_deploy or name in gather.plain:
+            return None
+        return host, host_subjects(self.templates, hostname=name, tier=host.tier)["facts"]
 
-        A host that started but sent no final status by the deadline is asked
-        for its facts: no answer means the listener is gone (unreachable, as a
-        dropped SSH connection is); an answer means the deploy is just slow.
-        """
-        silent = [
-            h
-            for h, st in gather.state.items()
-            if st.outcome is None and st.status is not None and h in self.inventory.hosts
-        ]
-        if not silent:
-            return
-
-        async def alive(name: str) -> bool:
-            try:
-                await self.facts(self.inventory.hosts[name], timeout=2.0)
-            except Unreachable:
-                return False
-            except Exception:  # any answer, even an odd one, comes from a live host
-                return True
+    async def _probe(self, host: Host, subject: str) -> bool | None:
+        """Whether ``host``'s listener answers on its facts subject; None when the
+        probe proves nothing (refused, unbelievable, or the link to the server
+        broke meanwhile)."""
+        epoch = self._link_epoch
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return None
+        try:
+            await self._request(
+                subject,
+                b"{}",
+                timeout=LIVENESS_PROBE_TIMEOUT,
+                accept=self._accept_from(host.name, subject),
+            )
+        except (NatsPermissionError, UnbelievedReply) as exc:
+            log.debug("liveness of %s cannot be probed: %s", host.name, exc)
+            return None
+        except Unreachable:
+            if epoch != self._link_epoch or self.nc is None or not self.nc.is_connected:
+                return None
+            return False
+        except Exception:  # a reply that breaks the parsing still came from a live host
             return True
+        return True
 
-        answers = await asyncio.gather(*(alive(h) for h in silent))
-        for name, up in zip(silent, answers, strict=True):
-            if up:
-                continue
-            st = gather.state[name]
-            target = gather.expected[name]
-            outcome = DeployOutcome(
+    def _settle_gone(self, gather: _Gather, name: str, message: str) -> None:
+        target = gather.expected[name]
+        gather.settle(
+            name,
+            DeployOutcome(
                 host=name,
                 status="unreachable",
                 error=ErrorCode.UNREACHABLE.value,
-                message=f"the listener went away during the deploy (last: {st.status}"
-                + (f", {st.last_message}" if st.last_message else "")
-                + ")",
-            )
-            outcome.data = {"request_id": gather.request_id, "subject": target.subject}
-            gather.settle(name, outcome)
+                message=message,
+                data={"request_id": gather.request_id, "subject": target.subject},
+            ),
+        )
+
+    @staticmethod
+    def _went_away(st: _HostState) -> str:
+        return (
+            f"the listener went away during the deploy (last: {st.status}"
+            + (f", {st.last_message}" if st.last_message else "")
+            + ")"
+        )
+
+    async def _watch_liveness(self, gather: _Gather) -> None:
+        """Declare hosts whose listener is gone while the others are gathered.
+
+        A host that has sent nothing at all ``liveness`` seconds after the
+        request is asked for its facts: no answer there either, and it is
+        unreachable at once. A host that has shown life is asked after
+        ``LIVENESS_SILENCE_GRACES`` graces without a word from it, and is
+        declared gone only when two probes in a row go unanswered: one that
+        answers is alive (busy, or restarted and resuming the run).
+        """
+        loop = asyncio.get_running_loop()
+        grace = self.settings.liveness
+        silence = grace * LIVENESS_SILENCE_GRACES
+        published = loop.time()
+        probing: dict[str, asyncio.Task[None]] = {}
+
+        def due(st: _HostState, now: float) -> bool:
+            never = st.heard is None and st.alive is None
+            if st.probed is not None and now - st.probed < (LIVENESS_RETRY if st.misses else grace):
+                return False
+            if never:
+                return now - published >= grace
+            if st.misses:
+                return True
+            return now - max(st.heard or published, st.alive or published) >= silence
+
+        def forget(name: str, _task: asyncio.Task[None]) -> None:
+            probing.pop(name, None)
+
+        async def probe(name: str, host: Host, subject: str) -> None:
+            st = gather.state[name]
+            heard = st.heard
+            up = await self._probe(host, subject)
+            now = loop.time()
+            st.probed = now
+            if st.outcome is not None or up is None:
+                return
+            if up or st.heard != heard:
+                st.alive, st.misses = now, 0
+                log.debug("liveness probe of %s: its listener answers", name)
+                return
+            target = gather.expected[name]
+            if st.heard is None and st.alive is None:
+                self._settle_gone(
+                    gather,
+                    name,
+                    f"no listener answered on {target.subject} nor on its facts subject "
+                    f"within {math.ceil(now - published)}s",
+                )
+                return
+            st.misses += 1
+            log.debug("liveness probe of %s unanswered (%d in a row)", name, st.misses)
+            if st.misses >= 2:
+                quiet = now - max(st.heard or published, st.alive or published)
+                self._settle_gone(
+                    gather,
+                    name,
+                    f"{self._went_away(st)}: nothing from it on {target.subject} for "
+                    f"{quiet:.0f}s, and {st.misses} probes of its facts subject unanswered",
+                )
+
+        try:
+            while not gather.done.is_set():
+                now = loop.time()
+                for name, st in gather.state.items():
+                    if st.outcome is not None or name in probing or not due(st, now):
+                        continue
+                    where = self._probe_subject(gather, name)
+                    if where is None:
+                        continue
+                    probing[name] = asyncio.create_task(probe(name, *where))
+                    probing[name].add_done_callback(functools.partial(forget, name))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gather.done.wait(), LIVENESS_TICK)
+        except Exception:  # the gathering goes on without it; the deadline decides
+            log.exception("liveness probing failed")
+        finally:
+            pending = list(probing.values())
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _probe_silent(self, gather: _Gather) -> None:
+        """At the deadline, tell a listener that vanished from one still working.
+
+        A host that started but sent no final status is asked for its facts one
+        last time: no answer means the listener is gone (unreachable, as a
+        dropped SSH connection is); an answer, or a probe that proves nothing,
+        means the deploy is just slow. Hosts that cannot be probed keep the
+        deadline's verdict.
+        """
+        silent = [
+            (name, where)
+            for name, st in gather.state.items()
+            if st.outcome is None
+            and st.status is not None
+            and (where := self._probe_subject(gather, name)) is not None
+        ]
+        if not silent:
+            return
+        answers = await asyncio.gather(*(self._probe(*where) for _, where in silent))
+        for (name, _), up in zip(silent, answers, strict=True):
+            if up is False:
+                self._settle_gone(gather, name, self._went_away(gather.state[name]))
 
     async def _request(
         self,
