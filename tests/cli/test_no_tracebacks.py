@@ -158,6 +158,7 @@ CASES = [
     c("pb-e-fifo", "ok.yml", *INV, "-e", "@fifo.yml", message="fifo.yml: is a FIFO"),
     c("pb-e-dev-zero", "ok.yml", *INV, "-e", "@/dev/zero", message="/dev/zero: is a character"),
     c("pb-fifo", "fifo.yml", *INV, message="fifo.yml: is a FIFO"),
+    c("pb-limit-fifo", "ok.yml", *INV, "-l", "@fifo.yml", message="limit file: is a FIFO"),
     c("pb-huge", HUGE, *INV, message=rf"{HUGE}: too large"),
     c("pb-vars-file-fifo", "vars_fifo.yml", *INV, message=r":2:16: vars file is not a regular"),
     c("pb-import-fifo", "import_fifo.yml", *INV, message="fifo.yml: is a FIFO"),

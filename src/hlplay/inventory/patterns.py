@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hlplay.errors import Location, SelectionError, did_you_mean
+from hlplay.errors import HlplayError, Location, SelectionError, did_you_mean
 from hlplay.inventory.members import derive_members as derive_members  # re-exported
 from hlplay.inventory.model import Inventory
 from hlplay.inventory.variables import host_variable
+from hlplay.yamlsrc import read_user_file
 
 ATTR_RE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?P<op>!=|=)(?P<value>.*)$")
 SUBSCRIPT_RE = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
@@ -360,11 +361,11 @@ def _limit_terms(limit: str) -> list[str]:
         if not term[1:]:
             raise SelectionError("--limit '@': a file name must follow '@'")
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SelectionError(
-                f"cannot read limit file: {exc.strerror or exc}", Location(str(path))
-            ) from None
+            # a FIFO or a device would block the open or never end: refused unopened
+            text = read_user_file(path)
+        except HlplayError as exc:
+            why = exc.message.removeprefix("cannot read: ")
+            raise SelectionError(f"cannot read limit file: {why}", Location(str(path))) from None
         lines = [ln.strip() for ln in text.splitlines()]
         found = [ln for ln in lines if ln and not ln.startswith("#")]
         if not found:
