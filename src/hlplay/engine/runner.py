@@ -4,7 +4,8 @@ Semantics follow ansible-playbook: a failed or unreachable host leaves the
 play (and later plays); ``block``/``rescue``/``always`` recover per host;
 handlers run once per flush, in the order they are defined; a play stops for
 every host when ``any_errors_fatal`` trips or ``max_fail_percentage`` is
-exceeded, and the playbook stops with it; Ctrl-C stops dispatching new work,
+exceeded, and the playbook stops with it (but for a play tagged ``always``
+on localhost alone, which still runs: a final report); Ctrl-C stops dispatching new work,
 lets running tasks end, and still reports.
 """
 
@@ -242,6 +243,20 @@ def prepare_plays(
     return out
 
 
+def _runs_after_stop(prepared: PreparedPlay) -> bool:
+    """Whether a play still runs after any_errors_fatal or a failed batch stopped the playbook.
+
+    A play tagged ``always`` on the controller alone does, as a block's
+    ``always:`` runs after the block failed: a report of the run is written
+    on every exit path. A play on inventory hosts never does.
+    """
+    return (
+        "always" in prepared.play.tags
+        and bool(prepared.hosts)
+        and all(h.name in LOCALHOST_NAMES for h in prepared.hosts)
+    )
+
+
 class Runner:
     """Runs prepared plays; ``run()`` returns the exit code."""
 
@@ -354,8 +369,10 @@ class Runner:
         )
         try:
             for prepared in self.plays:
-                if self.stopping or self.halted:
+                if self.stopping:
                     break
+                if self.halted and not _runs_after_stop(prepared):
+                    continue
                 await self.run_play(prepared)
         except asyncio.CancelledError:
             # a second Ctrl-C cancels running tasks; the recap still prints

@@ -26,8 +26,12 @@ def _get(doc: Any, key: str) -> Any:
     return None
 
 
-def outcome(plan: Any, deploy: Any) -> tuple[str, bool]:
-    """The result column and whether the host counts as failed."""
+def outcome(plan: Any, deploy: Any, check: bool = False) -> tuple[str, bool]:
+    """The result column and whether the host counts as failed.
+
+    A host that nothing ran on (its tier was never reached) is "not
+    deployed", never failed: the run's failure is another host's.
+    """
     if plan is None:
         return "not reached", False
     if _get(plan, "unreachable"):
@@ -37,7 +41,7 @@ def outcome(plan: Any, deploy: Any) -> tuple[str, bool]:
     if not _get(plan, "changed"):
         return "unchanged", False
     if deploy is None:
-        return "would change", False
+        return ("would change" if check else "not deployed"), False
     if _get(deploy, "unreachable"):
         return "unreachable", True
     if _get(deploy, "skipped"):
@@ -84,7 +88,7 @@ class DeployReport(Module):
             hv = hostvars.get(name, {})
             plan = hv.get(plan_var) if plan_var in hv else None
             deploy = hv.get(deploy_var) if deploy_var in hv else None
-            result, bad = outcome(plan, deploy)
+            result, bad = outcome(plan, deploy, ctx.check_mode)
             failed += bad
             src = deploy if isinstance(deploy, Mapping) and not _get(deploy, "skipped") else plan
             new_gen = _get(src, "generation") if src is deploy else None
@@ -108,6 +112,8 @@ class DeployReport(Module):
             key = re.split(r" to | \(|: ", str(r["result"]), maxsplit=1)[0]
             counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        if not rows:
+            summary = "the run stopped before any host was built"
         md = (
             "## Deploy summary\n\n"
             + markdown_table(rows, COLUMNS)
