@@ -348,3 +348,46 @@ def test_an_answer_signed_with_a_rotated_key_is_believed_during_its_grace(
     # the listener still signing with its old seed, and once given the new one
     assert transport.check_reply("web1", signing.sign(body, old_seed), "r1") is None
     assert transport.check_reply("web1", signing.sign(body, new_seed), "r1") is None
+
+
+async def test_a_forgery_shows_in_the_recap_and_the_json_report(
+    fleet_factory: Any, tmp_path: Path
+) -> None:
+    import io
+
+    from hlplay.engine.api import run_playbook
+    from hlplay.report.console import ConsoleReporter
+
+    fleet = fleet_factory(make_inventory([("web1", "test", ("web",)), ("web2", "test", ("web",))]))
+    fleet.start_listeners()
+    web2_seed = read_seed(fleet.seed_file("web2"))
+
+    async def forge(nc: Any, msg: Any) -> None:
+        request = json.loads(msg.data)
+        body = {"hostname": "web1", "status": "completed", "error": None, "message": "forged",
+                "id": request.get("id")}  # fmt: skip
+        await nc.publish(msg.reply, json.dumps(signing.sign(body, web2_seed)).encode())
+
+    play = tmp_path / "deploy.yml"
+    play.write_text(
+        "- hosts: all\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - nixos_rebuild: {revision: main, confirm_timeout: 0}\n"
+    )
+    nc = await rogue(fleet.url, web2_seed, "deploy.test.all", forge)
+    out = io.StringIO()
+    try:
+        result = await run_playbook(
+            play, fleet.inventory_as("admin"), reporters=[ConsoleReporter(out, color=False)]
+        )
+    finally:
+        await nc.close()
+    forged = result.document["forged"]
+    assert forged and {f["host"] for f in forged} == {"web1"}
+    assert {f["code"] for f in forged} == {"key_not_allowed"}
+    text = out.getvalue()
+    recap = text[text.index("PLAY RECAP") :]
+    assert "FORGED: an answer as web1 on" in recap, text
+    # the real answers decided: both hosts deployed (noop listeners)
+    assert result.exit_code == 0, text

@@ -102,6 +102,19 @@ class Warning_:
 
 
 @dataclass(frozen=True)
+class Forged:
+    """An answer the run's transports refused to believe: it did not prove it
+    came from the host it names (never counted for that host)."""
+
+    host: str
+    subject: str
+    code: str
+    reason: str
+    request_id: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class NoMoreHosts:
     reason: str = ""
 
@@ -129,6 +142,7 @@ Event = (
     | ItemResult
     | RetryAttempt
     | Warning_
+    | Forged
     | NoMoreHosts
     | PlayEnded
     | PlaybookEnded

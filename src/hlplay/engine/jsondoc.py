@@ -13,6 +13,7 @@ from typing import Any
 from hlplay.engine.events import (
     BatchStarted,
     Event,
+    Forged,
     HostResult,
     NoHostsMatched,
     NoMoreHosts,
@@ -40,6 +41,8 @@ class JsonCollector:
             "plays": [],
             "stats": {},
             "warnings": [],
+            # answers not believed: they did not prove they came from the host named
+            "forged": [],
             "exit_code": None,
             "interrupted": False,
         }
@@ -84,6 +87,17 @@ class JsonCollector:
             result["duration"] = round(event.duration, 6)
             entry["hosts"][event.host] = result
             entry["task"]["duration"]["end"] = _now()
+        elif isinstance(event, Forged):
+            doc["forged"].append(
+                {
+                    "host": event.host,
+                    "subject": event.subject,
+                    "code": event.code,
+                    "reason": event.reason,
+                    "request_id": event.request_id,
+                    "key": event.key,
+                }
+            )
         elif isinstance(event, Warning_):
             doc["warnings"].append(event.message)
         elif isinstance(event, NoHostsMatched) and self._play is not None:

@@ -24,6 +24,7 @@ from hlplay.engine import strategies
 from hlplay.engine.events import (
     BatchStarted,
     EventBus,
+    Forged,
     NoHostsMatched,
     NoMoreHosts,
     PlaybookEnded,
@@ -386,6 +387,17 @@ class Runner:
             self.interrupted = True
         if not self._started:
             self.warn(f"no task named '{self.options.start_at_task}' was found to start at")
+        for entry in self.pool.forged_answers():
+            self.bus.emit(
+                Forged(
+                    host=str(entry.get("host")),
+                    subject=str(entry.get("subject")),
+                    code=str(entry.get("code")),
+                    reason=str(entry.get("reason")),
+                    request_id=entry.get("request_id"),
+                    key=entry.get("key"),
+                )
+            )
         code = exit_code(self.stats, self.interrupted)
         self.bus.emit(
             PlaybookEnded(dict(self.stats), code, self.interrupted, time.monotonic() - start)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from hlplay.engine.events import (
     BatchStarted,
     Event,
+    Forged,
     HostResult,
     ItemResult,
     NoHostsMatched,
@@ -81,6 +82,7 @@ class ConsoleReporter:
         self._banner_task: int | None = None
         self._banner_text = ""
         self._play_name = ""
+        self._forged: list[Forged] = []
 
     # --- output ---------------------------------------------------------------------
 
@@ -132,6 +134,8 @@ class ConsoleReporter:
             self._banner("NO MORE HOSTS LEFT")
             if event.reason and self.verbosity:
                 self._line(event.reason)
+        elif isinstance(event, Forged):
+            self._forged.append(event)
         elif isinstance(event, Warning_):
             self.out.flush()
             self.err.write(self._c(f"[WARNING]: {event.message}", "bright_magenta") + "\n")
@@ -272,6 +276,14 @@ class ConsoleReporter:
             self.err.write(self._c("[ERROR]: User interrupted execution", "red") + "\n")
             self.err.flush()
         self._banner("PLAY RECAP")
+        for fake in self._forged:
+            self._line(
+                self._c(
+                    f"FORGED: an answer as {fake.host} on {fake.subject} was not believed "
+                    f"({fake.code}: {fake.reason})",
+                    "bright_red",
+                )
+            )
         for host, st in ev.stats.items():
             # as ansible-playbook: a host nothing was done for (a later batch after
             # the play stopped, the other hosts of run_once tasks) has no line

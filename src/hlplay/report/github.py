@@ -10,7 +10,7 @@ import os
 import sys
 from typing import TextIO
 
-from hlplay.engine.events import Event, HostResult, Warning_
+from hlplay.engine.events import Event, Forged, HostResult, Warning_
 
 
 def _data(text: str) -> str:
@@ -43,5 +43,9 @@ class GitHubAnnotations:
             msg = str(event.result.get("msg") or kind)
             self.out.write(f"::error {','.join(props)}::{_data(msg)}\n")
             self.out.flush()
+        elif isinstance(event, Forged):
+            title = _prop(f"forged answer as {event.host}")
+            text = f"not believed on {event.subject}: {event.code}: {event.reason}"
+            self.out.write(f"::error title={title}::{_data(text)}\n")
         elif isinstance(event, Warning_):
             self.out.write(f"::warning::{_data(event.message)}\n")
