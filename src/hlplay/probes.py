@@ -66,7 +66,7 @@ def _where(where: str, message: str) -> str:
 def validate_target(kind: str, target: str, where: str = "") -> None:
     """Raise :class:`ProbeSpecError` unless ``target`` is a safe target for ``kind``."""
     if kind == "unit_active":
-        if not UNIT_RE.match(target) or target.startswith("-"):
+        if not UNIT_RE.fullmatch(target) or target.startswith("-"):
             raise ProbeSpecError(_where(where, f"invalid unit name {target!r}"))
     elif kind == "tcp":
         split_hostport(target, where or "tcp check")
@@ -84,7 +84,7 @@ def split_hostport(target: str, where: str = "tcp check") -> tuple[str, int]:
     if not sep or not host or not port_s.isdigit():
         raise ProbeSpecError(_where(where, f"expected HOST:PORT, got {target!r}"))
     port = int(port_s)
-    if not 0 < port < 65536 or not HOSTNAME_RE.match(host) or host.startswith("-"):
+    if not 0 < port < 65536 or not HOSTNAME_RE.fullmatch(host) or host.startswith("-"):
         raise ProbeSpecError(_where(where, f"invalid address {target!r}"))
     return host.strip("[]"), port
 
@@ -96,7 +96,7 @@ def split_url(url: str, where: str = "http check") -> tuple[str, int, str]:
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise ProbeSpecError(_where(where, "URL contains whitespace"))
     host = parts.hostname
-    if not HOSTNAME_RE.match(host) and not HOSTNAME_RE.match(f"[{host}]"):
+    if not HOSTNAME_RE.fullmatch(host) and not HOSTNAME_RE.fullmatch(f"[{host}]"):
         raise ProbeSpecError(_where(where, f"invalid host in {url!r}"))
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -105,7 +105,7 @@ def split_url(url: str, where: str = "http check") -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if not URL_PATH_RE.match(path):
+    if not URL_PATH_RE.fullmatch(path):
         raise ProbeSpecError(_where(where, f"invalid path in {url!r}"))
     return host, port, path
 

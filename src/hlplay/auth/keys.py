@@ -56,7 +56,7 @@ class KeyFileError(HlplayError):
 
 
 def check_name(name: str) -> str:
-    if not KEY_NAME_RE.match(name) or ".." in name:
+    if not KEY_NAME_RE.fullmatch(name) or ".." in name:
         raise KeyFileError(
             f"invalid key name {name!r}: use letters, digits, '.', '-' and '_' (no path separators)"
         )
@@ -84,7 +84,7 @@ def public_key_of(seed: str) -> str:
 
 def is_user_public_key(value: object) -> bool:
     """True for a well-formed NKey user public key (prefix and checksum checked)."""
-    if not isinstance(value, str) or not PUBLIC_KEY_RE.match(value):
+    if not isinstance(value, str) or not PUBLIC_KEY_RE.fullmatch(value):
         return False
     import nkeys
 
@@ -251,7 +251,7 @@ def _old_seed_name(name: str, file_name: str) -> bool:
     # A record names the files prune deletes: only ever an old seed of this
     # name, never the current key nor anything outside the directory.
     return (
-        bool(KEY_NAME_RE.match(file_name))
+        bool(KEY_NAME_RE.fullmatch(file_name))
         and ".." not in file_name
         and file_name.startswith(f"{name}.old-")
         and file_name.endswith(".seed")
@@ -283,7 +283,7 @@ def _retired_names(directory: Path) -> Iterator[str]:
         return
     for entry in entries:
         name = entry.name[: -len(RETIRED_SUFFIX)]
-        if KEY_NAME_RE.match(name) and ".." not in name:
+        if KEY_NAME_RE.fullmatch(name) and ".." not in name:
             yield name
 
 

@@ -733,7 +733,7 @@ class _Builder:
                     )
                 typed[attr] = conn
                 continue
-            if attr == "address" and type(value) is str and ADDRESS_RE.match(value):
+            if attr == "address" and type(value) is str and ADDRESS_RE.fullmatch(value):
                 typed[attr] = value  # the common case, without building an error label
                 continue
             what = f"'{var}' of host '{decl.name}'"

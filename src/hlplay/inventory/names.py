@@ -27,7 +27,7 @@ _RANGE_RE = re.compile(r"\[([^\]]*)\]")
 
 
 def check_host_name(name: str, loc: Location) -> None:
-    if not HOST_RE.match(name):  # stricter than a subject token
+    if not HOST_RE.fullmatch(name):  # stricter than a subject token
         hint = ""
         if "." in name:
             hint = f"; use the short name and set address: {name}"
@@ -56,7 +56,7 @@ def check_token(kind: str, name: object, loc: Location) -> str:
 
 
 def check_group_name(name: str, loc: Location) -> None:
-    if not GROUP_RE.match(name):
+    if not GROUP_RE.fullmatch(name):
         raise InventoryError(f"invalid group name '{name}': use letters, digits, '_' and '-'", loc)
     if name.startswith(IMPLICIT_PREFIXES):
         raise InventoryError(
@@ -67,7 +67,7 @@ def check_group_name(name: str, loc: Location) -> None:
 
 
 def check_var_name(name: str, loc: Location) -> None:
-    if not VAR_RE.match(name):
+    if not VAR_RE.fullmatch(name):
         raise InventoryError(
             f"invalid variable name '{name}': use letters, digits and '_', "
             "not starting with a digit",

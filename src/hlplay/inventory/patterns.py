@@ -365,6 +365,8 @@ def _limit_terms(limit: str) -> list[str]:
             text = read_user_file(path)
         except HlplayError as exc:
             why = exc.message.removeprefix("cannot read: ")
+            if why == "no such file":
+                why = "No such file or directory"  # as the limit file's error always said
             raise SelectionError(f"cannot read limit file: {why}", Location(str(path))) from None
         lines = [ln.strip() for ln in text.splitlines()]
         found = [ln for ln in lines if ln and not ln.startswith("#")]

@@ -135,11 +135,11 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
     if kind == "path":
         return resolve_path(text, base)
     if kind == "user":
-        if not USER_RE.match(text):
+        if not USER_RE.fullmatch(text):
             raise InventoryError(f"{what}: invalid user name '{text}'", loc)
         return text
     if kind == "address":
-        if not ADDRESS_RE.match(text):
+        if not ADDRESS_RE.fullmatch(text):
             raise InventoryError(
                 f"{what}: invalid address '{text}' (a host name or IP address)", loc
             )
@@ -152,7 +152,7 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
             raise InventoryError(f"{what}: {problem}", loc)
         return text
     if kind == "http_url":
-        if not HTTP_RE.match(text):
+        if not HTTP_RE.fullmatch(text):
             raise InventoryError(f"{what}: invalid URL '{text}' (expected http(s)://…)", loc)
         return text
     if kind == "subject":
@@ -171,7 +171,7 @@ def coerce(kind: str, value: Any, what: str, loc: Location, base: Path | str) ->
 def nats_url_problem(url: str) -> str | None:
     """Why ``url`` is not a NATS server URL the client can use, or None."""
     bad = f"invalid NATS URL '{url}' (expected nats://host:port)"
-    if not URL_RE.match(url):
+    if not URL_RE.fullmatch(url):
         return bad
     from urllib.parse import urlsplit
 

@@ -166,7 +166,7 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
 
 def _check_names(data: Mapping[str, Any], raw: str, loc: Location | None = None) -> None:
     for key in data:
-        if not isinstance(key, str) or not VAR_RE.match(key):
+        if not isinstance(key, str) or not VAR_RE.fullmatch(key):
             where = f"{loc}: " if loc else ""
             raise OptionsError(f"{where}-e {raw!r}: invalid variable name {key!r}")
 

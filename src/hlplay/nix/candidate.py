@@ -70,7 +70,7 @@ async def make(
 def branch_name(template: str, now: float | None = None) -> str:
     """``flake-update-%Y%m%d-%H%M`` -> ``flake-update-20261122-0301`` (local time)."""
     name = time.strftime(template, time.localtime(now)) if "%" in template else template
-    if not BRANCH_RE.match(name) or ".." in name or name.endswith((".lock", "/", ".")):
+    if not BRANCH_RE.fullmatch(name) or ".." in name or name.endswith((".lock", "/", ".")):
         raise ValueError(f"invalid branch name {name!r}")
     return name
 

@@ -28,7 +28,7 @@ class FlakeRefError(ValueError):
 
 
 def is_commit(revision: str) -> bool:
-    return bool(COMMIT_RE.match(revision))
+    return bool(COMMIT_RE.fullmatch(revision))
 
 
 def normalize_flake(flake: str, *, base: str | None = None) -> str:
@@ -74,7 +74,7 @@ def attr_path(template: str, host: str) -> str:
     """Expand ``{host}`` in an attribute path, quoting the host name if Nix needs it."""
     if not host or any(c in host for c in '"\\$\n\r\0'):
         raise FlakeRefError(f"invalid host name for an attribute path: {host!r}")
-    name = host if PLAIN_ATTR_RE.match(host) else f'"{host}"'
+    name = host if PLAIN_ATTR_RE.fullmatch(host) else f'"{host}"'
     attr = template.replace("{host}", name)
     if not attr or attr.startswith(".") or attr.endswith(".") or any(c in attr for c in "#? \n"):
         raise FlakeRefError(f"invalid attribute path {attr!r}")

@@ -81,7 +81,7 @@ class PackageSite:
 
 
 def validate_version(version: str) -> None:
-    if not VERSION_RE.match(version):
+    if not VERSION_RE.fullmatch(version):
         raise PackageError(
             f"invalid version {version!r}: letters, digits and . _ + ~ - only, "
             "starting with a letter or digit"

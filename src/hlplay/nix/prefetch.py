@@ -102,11 +102,11 @@ def nix32_decode(text: str, size: int = SHA256_BYTES) -> bytes:
 
 def hash_format(value: str) -> str | None:
     """How a SHA-256 is written: ``sri``, ``base32``, ``hex``, or None if it is none of them."""
-    if SRI_RE.match(value):
+    if SRI_RE.fullmatch(value):
         return "sri"
     if BASE32_RE.match(value):
         return "base32"
-    if HEX_RE.match(value):
+    if HEX_RE.fullmatch(value):
         return "hex"
     return None
 

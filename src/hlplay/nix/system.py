@@ -81,7 +81,7 @@ def check_profile(profile: str) -> str:
 
 
 def check_store_path(path: str) -> str:
-    if not STORE_PATH_RE.match(path):
+    if not STORE_PATH_RE.fullmatch(path):
         raise NixOpError(f"not a store path: {path!r}")
     return path
 
@@ -92,7 +92,7 @@ def env_prefix(env: Mapping[str, str] | None) -> list[str]:
         return []
     out = ["env"]
     for key, value in env.items():
-        if not ENV_NAME_RE.match(str(key)) or "\0" in str(value):
+        if not ENV_NAME_RE.fullmatch(str(key)) or "\0" in str(value):
             raise NixOpError(f"invalid environment variable {key!r}")
         out.append(f"{key}={value}")
     return out
@@ -353,7 +353,7 @@ def transient_unit_name(prefix: str, unique: str | None = None) -> str:
     import uuid
 
     name = prefix + (unique or uuid.uuid4().hex[:16])
-    if not UNIT_RE.match(name):
+    if not UNIT_RE.fullmatch(name):
         raise NixOpError(f"invalid unit name {name!r}")
     return name
 
@@ -409,7 +409,7 @@ def activation_argv(
     command = [f"{toplevel}/bin/switch-to-configuration", action]
     if unit is None:
         return ["sh", "-c", DETACH_SCRIPT, "hlplay-activate", *env_prefix(env), *command]
-    if not UNIT_RE.match(unit):
+    if not UNIT_RE.fullmatch(unit):
         raise NixOpError(f"invalid unit name {unit!r}")
     given = env_prefix(env)[1:]  # validated K=V
     named = {kv.split("=", 1)[0] for kv in given}
@@ -681,7 +681,7 @@ def canary_path(profile: str, state_dir: str | None, request_id: str) -> str:
     if not isinstance(request_id, str) or not request_id:
         raise NixOpError(f"invalid request id {request_id!r}")
     name = request_id
-    if not REQUEST_ID_RE.match(request_id):
+    if not REQUEST_ID_RE.fullmatch(request_id):
         import hashlib
 
         name = "h" + hashlib.sha256(request_id.encode()).hexdigest()[:40]
@@ -710,7 +710,7 @@ def watchdog_unit_argv(
     No ``--pipe`` nor ``--wait``: systemd-run returns once the unit started.
     The activation environment goes to the unit as ``-E K=V``.
     """
-    if not UNIT_RE.match(unit):
+    if not UNIT_RE.fullmatch(unit):
         raise NixOpError(f"invalid unit name {unit!r}")
     given = env_prefix(env)[1:]  # validated K=V
     named = {kv.split("=", 1)[0] for kv in given}

@@ -62,7 +62,7 @@ def expand(template: str, *, tier: str = "", hostname: str = "", role: str = "")
         return value
 
     subject = PLACEHOLDER_RE.sub(repl, template)
-    if not SUBJECT_RE.match(subject):
+    if not SUBJECT_RE.fullmatch(subject):
         raise SubjectError(
             f"subject template {template!r} expands to an invalid subject {subject!r}"
         )

@@ -222,7 +222,7 @@ class SshTransport(DirectTransport):
         """The remote command line for ``argv``: quoted, with sudo, timeout and env as asked."""
         words = [str(a) for a in argv]
         if env:
-            bad = [k for k in env if not ENV_NAME_RE.match(k)]
+            bad = [k for k in env if not ENV_NAME_RE.fullmatch(k)]
             if bad:
                 raise ValueError(f"invalid environment variable name {bad[0]!r}")
             # env(1) rather than SSH env requests: sshd drops those unless
