@@ -12,9 +12,10 @@ business; what happened on the host is decided here, once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from hlplay.deploy.contract import ExecContext, ExecResult, Executor
 from hlplay.protocol.messages import DeployRequest, ErrorCode
@@ -33,6 +34,15 @@ async def execute(
 ) -> ExecResult:
     """Run ``request`` on the host of ``ctx``; never raises but for cancellation."""
     start = time.monotonic()
+    begun: dict[str, Any] = {}
+    told = ctx.checkpoint
+
+    async def checkpoint(state: dict[str, Any]) -> None:
+        begun.clear()
+        begun.update(state)
+        await told(state)
+
+    ctx = dataclasses.replace(ctx, checkpoint=checkpoint)
     try:
         result = await asyncio.wait_for(executor.execute(request, ctx), timeout)
     except TimeoutError:
@@ -50,12 +60,29 @@ async def execute(
         )
     if result.error is ErrorCode.TIMEOUT and not result.message and timeout is not None:
         result.message = f"{request.action} did not finish within {timeout:g}s"
+    if begun and not result.ok and result.error in (ErrorCode.TIMEOUT, ErrorCode.INTERNAL):
+        # Stopped waiting mid-activation: say where the host is heading.
+        result.message += "; " + where_the_host_is(begun)
+        result.data.setdefault("activation", dict(begun))
     result.data = {
         **result.data,
         "duration": round(time.monotonic() - start, 3),
         "executor": executor.name,
     }
     return result
+
+
+def where_the_host_is(state: dict[str, Any]) -> str:
+    """What a run cut off after its checkpoint leaves on the host (never killed midway)."""
+    path = state.get("path", "the new system")
+    old = state.get("old_generation")
+    if state.get("canary"):
+        back = f"generation {old}" if old is not None else "its previous system"
+        return (
+            f"the activation of {path} had begun and runs on; without a confirmation "
+            f"the host's watchdog rolls it back to {back}"
+        )
+    return f"the activation of {path} had begun and runs on: the host will run it"
 
 
 async def settle(

@@ -693,6 +693,17 @@ class _Run:
                     + (f": {', '.join(names)}" if names else "")
                     + f" and no health check vouches for the new system; {back.message}",
                 )
+        elif res.timed_out and self.canary is not None:
+            # It runs on (in its unit, or detached): rolling back now would
+            # interleave two activations. The watchdog armed before it decides.
+            self.data["activation_running"] = True
+            return self.fail(
+                ErrorCode.TIMEOUT,
+                f"switch-to-configuration {self.action} did not finish within "
+                f"{self.opts.activate_timeout:g}s and runs on; without a confirmation the "
+                "host's watchdog rolls it back"
+                + (f" to generation {before.number}" if before else ""),
+            )
         elif res.rc != 0:
             back = await self.roll_back(before, new_gen)
             return self.fail(
