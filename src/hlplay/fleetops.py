@@ -150,3 +150,39 @@ async def host_generations(inv: Any, name: str, pool: Any, timeout: float) -> di
     if isinstance(system, dict) and isinstance(system.get("generation_list"), list):
         out["generations"] = system["generation_list"]
     return out
+
+
+async def rollback_hosts(
+    inv: Any, hosts: Sequence[str], generation: int | None, timeout: float
+) -> dict[str, Any]:
+    """Send ``rollback`` to every host: its previous generation, or ``generation``.
+
+    Returns the document ``hlplay rollback PATTERN --json`` prints (``hosts``,
+    ``summary``); each host says where it went from, where to, and at which revision.
+    """
+    import uuid
+
+    options: dict[str, Any] = {} if generation is None else {"generation": generation}
+    # the revision field is required by the protocol; a rollback builds nothing from it
+    request = {"action": "rollback", "revision": "HEAD", "id": uuid.uuid4().hex,
+               "options": options}  # fmt: skip
+    outcomes = await deploy_all(inv, hosts, request, timeout)
+    counts = {"rolled_back": 0, "failed": 0, "unreachable": 0}
+    doc: dict[str, Any] = {"generation": generation, "hosts": {}}
+    for name in hosts:
+        o = outcomes.get(name)
+        data = (o.data if o is not None else None) or {}
+        if o is None or o.status != "completed":
+            status = "unreachable" if o is not None and o.status == "unreachable" else "failed"
+        else:
+            status = "rolled_back"
+        counts[status] += 1
+        doc["hosts"][name] = {
+            "status": status,
+            "from_generation": data.get("old_generation"),
+            "to_generation": data.get("generation"),
+            "revision": data.get("revision"),
+            "message": o.message if o is not None else "no answer",
+        }
+    doc["summary"] = {"hosts": len(hosts), **counts}
+    return doc

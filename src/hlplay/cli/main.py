@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "nats": ("hlplay.cli.agent_cmd", "nats", "Generate nats-server configuration."),
     "diff": ("hlplay.cli.nix_cmd", "diff", "Closure diff, nvd style."),
     "generations": ("hlplay.cli.nix_cmd", "generations", "List system generations."),
+    "rollback": ("hlplay.cli.nix_cmd", "rollback", "Roll hosts back a generation."),
     "lab": ("hlplay.cli.lab_cmd", "lab", "The built-in lab: a local fleet."),
     "health": ("hlplay.cli.ops_cmd", "health", "Fleet health check."),
     "audit": ("hlplay.cli.audit_cmd", "audit", "Audit a Nix configuration."),

@@ -251,3 +251,72 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
+
+
+# -- hlplay rollback ---------------------------------------------------------------
+
+
+@click.command("rollback")
+@click.argument("pattern", required=False, default=None, metavar="[PATTERN]")
+@inventory_option
+@limit_option
+@json_option
+@click.option("--to", "to", type=int, default=None, metavar="GENERATION",
+              help="Generation to return to (default: the previous one).")  # fmt: skip
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True),
+              default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds to wait for each host's rollback.")  # fmt: skip
+def rollback(
+    pattern: str | None,
+    inventory: tuple[str, ...],
+    limit: str | None,
+    as_json: bool,
+    to: int | None,
+    timeout: float,
+) -> None:
+    """Return the selected hosts to their previous generation (or --to GENERATION)."""
+    if pattern is None and limit is None:
+        raise OptionsError("name the hosts to roll back: a PATTERN or -l PATTERN")
+    if to is not None and to < 1:
+        raise OptionsError(f"--to {to}: a generation number is 1 or more")
+    inv, hosts = _load(inventory, pattern or "all", limit)
+    if not as_json:
+        # a rollback switches running systems: say which before it happens
+        target = f"generation {to}" if to is not None else "their previous generation"
+        click.echo(f"rolling back {len(hosts)} host(s) to {target}: {', '.join(hosts)}")
+    import asyncio
+
+    code = asyncio.run(_rollback(inv, hosts, to, as_json, timeout))
+    if code:
+        sys.exit(code)
+
+
+async def _rollback(
+    inv: Any, hosts: Sequence[str], to: int | None, as_json: bool, timeout: float
+) -> int:
+    from hlplay.fleetops import rollback_hosts
+
+    doc = await rollback_hosts(inv, hosts, to, timeout)
+    summary = doc["summary"]
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        for name in hosts:
+            entry = doc["hosts"][name]
+            if entry["status"] != "rolled_back":
+                label = "UNREACHABLE" if entry["status"] == "unreachable" else "FAILED"
+                click.secho(f"{name}: {label}: {entry['message']}", fg="red")
+                continue
+            rev = _short(entry["revision"]) if entry["revision"] else "-"
+            click.echo(
+                f"{name}: generation {entry['from_generation']} -> "
+                f"{entry['to_generation']} (revision {rev})"
+            )
+        click.echo(
+            f"{summary['hosts']} host(s): {summary['rolled_back']} rolled back"
+            + (f", {summary['failed']} failed" if summary["failed"] else "")
+            + (f", {summary['unreachable']} unreachable" if summary["unreachable"] else "")
+        )
+    if summary["unreachable"]:
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED if summary["failed"] else 0

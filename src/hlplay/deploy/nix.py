@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hlplay.deploy.contract import ExecContext, ExecResult, Executor
-from hlplay.nix import flakeref, health, system
+from hlplay.nix import errors, flakeref, health, system
 from hlplay.nix.system import Generation, NixOpError, RollbackOutcome
 from hlplay.proc import CommandResult, CommandRunner
 from hlplay.protocol.messages import BUILD_ACTIONS, Action, DeployRequest, ErrorCode
@@ -173,7 +173,7 @@ class NixExecutor(Executor):
             return ExecResult(ok=False, error=ErrorCode.INVALID_REQUEST, message=str(exc))
         try:
             if action == "rollback":
-                return await self._rollback_action(ctx, opts)
+                return await self._rollback_action(ctx, opts, request.options.get("generation"))
             return await _Run(request, ctx, opts).run()
         except NixOpError as exc:
             return ExecResult(ok=False, error=ErrorCode.EXEC_FAILED, message=exc.message)
@@ -295,10 +295,28 @@ class NixExecutor(Executor):
 
     # -- rollback action -------------------------------------------------------
 
-    async def _rollback_action(self, ctx: ExecContext, opts: RequestOptions) -> ExecResult:
+    async def _rollback_action(
+        self, ctx: ExecContext, opts: RequestOptions, wanted: object = None
+    ) -> ExecResult:
         gens = await system.list_generations(ctx.runner, ctx.profile)
         cur = next((g for g in gens if g.current), None)
-        prev = system.previous_of(gens, cur.number if cur else None)
+        if wanted is not None:
+            if isinstance(wanted, bool) or not isinstance(wanted, int):
+                return ExecResult(
+                    ok=False,
+                    error=ErrorCode.INVALID_REQUEST,
+                    message="option 'generation' must be a generation number",
+                )
+            prev = next((g for g in gens if g.number == wanted), None)
+            if prev is None:
+                known = ", ".join(str(g.number) for g in gens) or "none"
+                return ExecResult(
+                    ok=False,
+                    error=ErrorCode.INVALID_REQUEST,
+                    message=f"no generation {wanted} on this host (generations: {known})",
+                )
+        else:
+            prev = system.previous_of(gens, cur.number if cur else None)
         if cur is None or prev is None:
             return ExecResult(
                 ok=False,
@@ -408,8 +426,13 @@ class _Run:
             new_path = await self.build()
         except NixOpError as exc:
             timed_out = exc.result is not None and exc.result.timed_out
+            repo = flakeref.local_repo(ctx.flake) if ctx.flake else None
+            if exc.result is not None:
+                out = exc.result.stderr.strip() or exc.result.stdout.strip()
+                self.data["error_detail"] = errors.detail(out, repo)
             return self.fail(
-                ErrorCode.TIMEOUT if timed_out else ErrorCode.BUILD_FAILED, exc.message
+                ErrorCode.TIMEOUT if timed_out else ErrorCode.BUILD_FAILED,
+                errors.map_source_paths(exc.message, repo),
             )
         self.data["path"] = new_path
         running = await self.running_system()

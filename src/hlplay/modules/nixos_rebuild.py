@@ -52,6 +52,7 @@ RESULT_KEYS = (
     "build_seconds",
     "duration",
     "transport",
+    "error_detail",
 )
 
 

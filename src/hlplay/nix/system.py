@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hlplay.nix import errors
 from hlplay.proc import CommandResult, CommandRunner
 from hlplay.protocol.messages import ACTIVATE_ACTIONS
 
@@ -105,9 +106,14 @@ def tail(result: CommandResult, lines: int = 5) -> str:
     return " | ".join(t.strip() for t in text)[:600]
 
 
-def tail_message(what: str, result: CommandResult) -> str:
-    """``<what> failed (exit N): <last lines>``."""
-    detail = tail(result)
+def tail_message(what: str, result: CommandResult, flake_dir: str | None = None) -> str:
+    """``<what> failed (exit N): <first error line (file:line:col)>``.
+
+    Nix prints its cause first, so the message takes the ``error:`` line
+    rather than the last lines; :func:`hlplay.nix.errors.detail` has the whole of it.
+    """
+    text = result.stderr.strip() or result.stdout.strip()
+    detail = errors.summary(errors.detail(text, flake_dir))
     rc = "timed out" if result.timed_out else f"exit {result.rc}"
     return f"{what} failed ({rc})" + (f": {detail}" if detail else "")
 
