@@ -322,6 +322,20 @@ class _Gather:
             st.outcome = outcome
             self._check_done()
 
+    def end(self, host: str, status: str, code: ErrorCode, message: str) -> None:
+        """Settle ``host`` with an outcome decided here, not by its listener."""
+        subject = self.expected[host].subject
+        self.settle(
+            host,
+            DeployOutcome(
+                host=host,
+                status=status,
+                error=code.value,
+                message=message,
+                data={"request_id": self.request_id, "subject": subject},
+            ),
+        )
+
     def deny(self, kind: str, subject: str) -> None:
         """The server refused ``subject``: settle the hosts it concerns at once."""
         message = permission_message(kind, subject)
@@ -331,16 +345,7 @@ class _Gather:
                 continue
             for host in target.hosts:
                 if host in self.state:
-                    self.settle(
-                        host,
-                        DeployOutcome(
-                            host=host,
-                            status="failed",
-                            error=ErrorCode.PERMISSION_DENIED.value,
-                            message=message,
-                            data={"request_id": self.request_id, "subject": target.subject},
-                        ),
-                    )
+                    self.end(host, "failed", ErrorCode.PERMISSION_DENIED, message)
 
     async def on_msg(self, msg: Msg) -> None:
         try:
@@ -359,15 +364,11 @@ class _Gather:
             if not self.republished and not target.answered:
                 for host in target.hosts:
                     if host in self.state and self.state[host].status is None:
-                        self.settle(
+                        self.end(
                             host,
-                            DeployOutcome(
-                                host=host,
-                                status="unreachable",
-                                error=ErrorCode.UNREACHABLE.value,
-                                message=f"no listener is subscribed to {target.subject}",
-                                data={"request_id": self.request_id, "subject": target.subject},
-                            ),
+                            "unreachable",
+                            ErrorCode.UNREACHABLE,
+                            f"no listener is subscribed to {target.subject}",
                         )
             return
         try:
@@ -484,16 +485,12 @@ class _Gather:
         if code == NO_HOST_KEY:
             # Without a key no answer from this host can ever be believed:
             # waiting for the deadline would change nothing.
-            self.settle(
+            self.end(
                 host,
-                DeployOutcome(
-                    host=host,
-                    status="failed",
-                    error=ErrorCode.NO_FINAL_STATUS.value,
-                    message=f"{reason}; its replies on {target.subject} cannot be believed, "
-                    "so whether the request ran there is unknown",
-                    data={"request_id": self.request_id, "subject": target.subject},
-                ),
+                "failed",
+                ErrorCode.NO_FINAL_STATUS,
+                f"{reason}; its replies on {target.subject} cannot be believed, "
+                "so whether the request ran there is unknown",
             )
 
     def expire(self, timeout: float) -> None:
@@ -517,24 +514,17 @@ class _Gather:
                         f"no reply that could be believed from the listener on {target.subject} "
                         f"within {timeout:g}s ({refused})"
                     )
-                outcome = DeployOutcome(
-                    host=host,
-                    status="unreachable",
-                    error=ErrorCode.UNREACHABLE.value,
-                    message=message,
-                )
+                self.end(host, "unreachable", ErrorCode.UNREACHABLE, message)
             else:
-                outcome = DeployOutcome(
-                    host=host,
-                    status="failed",
-                    error=ErrorCode.NO_FINAL_STATUS.value,
-                    message=f"no final status within {timeout:g}s (last: {st.status}"
+                self.end(
+                    host,
+                    "failed",
+                    ErrorCode.NO_FINAL_STATUS,
+                    f"no final status within {timeout:g}s (last: {st.status}"
                     + (f", {st.last_message}" if st.last_message else "")
                     + ")"
                     + (f"; {refused}" if refused else ""),
                 )
-            outcome.data = {"request_id": self.request_id, "subject": target.subject}
-            self.settle(host, outcome)
 
 
 class NatsTransport(Transport):
@@ -1043,17 +1033,7 @@ class NatsTransport(Transport):
         return True
 
     def _settle_gone(self, gather: _Gather, name: str, message: str) -> None:
-        target = gather.expected[name]
-        gather.settle(
-            name,
-            DeployOutcome(
-                host=name,
-                status="unreachable",
-                error=ErrorCode.UNREACHABLE.value,
-                message=message,
-                data={"request_id": gather.request_id, "subject": target.subject},
-            ),
-        )
+        gather.end(name, "unreachable", ErrorCode.UNREACHABLE, message)
 
     @staticmethod
     def _went_away(st: _HostState) -> str:
